@@ -1,0 +1,116 @@
+// The kernel under test: Debian's packaged kernel unpacked into a cache (never installed into
+// the host's /boot), or a bzImage plus modules directory given by the user.
+import { existsSync, mkdirSync, readdirSync, rmSync, renameSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { HarnessError } from './errors.js';
+import { runChecked, runCommand } from './proc.js';
+
+export interface KernelSpec {
+  /** Kernel release, the name of its /lib/modules directory (uname -r). */
+  release: string;
+  bzImage: string;
+  /** Root that holds lib/modules/<release>; what modprobe -d takes. */
+  modulesRoot: string;
+  /** Directory to build out-of-tree modules against (headers or O= build dir); null if none. */
+  buildDir: string | null;
+  /** Where it came from, for run.json. */
+  origin: string;
+}
+
+// Debian's meta package that always depends on the current 6.1 ABI.
+export const DISTRO_META_PACKAGE = 'linux-image-amd64';
+
+/** Returns the ABI package name (linux-image-6.1.0-NN-amd64) from `apt-cache depends` output. */
+export function parseMetaDepends(text: string): string | null {
+  const m = /Depends:\s+(linux-image-[0-9][^\s]*-amd64)\b/.exec(text);
+  return m?.[1] ?? null;
+}
+
+/** Returns the release (6.1.0-NN-amd64) of a linux-image package name. */
+export function releaseOfImagePackage(pkg: string): string {
+  return pkg.replace(/^linux-image-/, '').replace(/-unsigned$/, '');
+}
+
+/** Resolves the Debian kernel ABI to test: the given release, or what linux-image-amd64 points at. */
+export async function resolveDistroRelease(release: string | undefined): Promise<string> {
+  if (release) return release;
+  const r = await runCommand({ argv: ['apt-cache', 'depends', DISTRO_META_PACKAGE], timeoutMs: 60_000 });
+  const pkg = parseMetaDepends(r.stdout);
+  if (!pkg) {
+    throw new HarnessError('config', `cannot tell which kernel ${DISTRO_META_PACKAGE} points at (apt-cache depends printed nothing useful)`, {
+      hint: 'run `apt-get update` (the package lists may be missing), or pass --distro-release 6.1.0-NN-amd64',
+      detail: (r.stdout + r.stderr).trim().slice(0, 2000),
+    });
+  }
+  return releaseOfImagePackage(pkg);
+}
+
+/** Fetches Debian's kernel image package into the cache and unpacks it; reuses a complete copy. */
+export async function fetchDistroKernel(cacheDir: string, release: string, log: (s: string) => void): Promise<KernelSpec> {
+  const dir = join(cacheDir, 'kernels', `debian-${release}`);
+  const done = join(dir, '.complete');
+  const spec: KernelSpec = {
+    release,
+    bzImage: join(dir, 'boot', `vmlinuz-${release}`),
+    modulesRoot: dir,
+    buildDir: distroHeadersDir(release),
+    origin: `debian:linux-image-${release}`,
+  };
+  if (existsSync(done)) return spec;
+
+  log(`fetching Debian kernel linux-image-${release} into ${dir}`);
+  const tmp = `${dir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  // apt-get download drops privileges to _apt, which must be able to write the target dir.
+  chmodSync(tmp, 0o777);
+  const dl = await runCommand({ argv: ['apt-get', 'download', `linux-image-${release}`], cwd: tmp, timeoutMs: 600_000 });
+  const deb = readdirSync(tmp).find((f) => f.endsWith('.deb'));
+  if (dl.exitCode !== 0 || !deb) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw new HarnessError('config', `cannot download Debian package linux-image-${release}`, {
+      hint: 'check that apt can reach the Debian mirror (`apt-get update`), or that the release exists (`apt-cache policy linux-image-amd64`)',
+      detail: (dl.stderr || dl.stdout).trim().slice(-2000),
+    });
+  }
+  const root = join(tmp, 'root');
+  await runChecked({ argv: ['dpkg-deb', '-x', join(tmp, deb), root], timeoutMs: 300_000 }, 'unpacking the kernel package');
+  // dpkg-deb leaves a 0700 root; the guest image builder only reads, but keep it readable.
+  await runChecked({ argv: ['depmod', '-b', root, release], timeoutMs: 120_000 }, 'depmod of the unpacked kernel');
+  rmSync(dir, { recursive: true, force: true });
+  renameSync(root, dir);
+  rmSync(tmp, { recursive: true, force: true });
+  writeFileSync(done, `${deb}\n`);
+  return spec;
+}
+
+/** Returns the host path of Debian's headers package for a release (may not be installed yet). */
+export function distroHeadersDir(release: string): string {
+  return `/usr/src/linux-headers-${release}`;
+}
+
+/** Checks a user-given kernel: a bzImage file and a lib/modules/<release> directory. */
+export function userKernel(bzImage: string, modulesDir: string | undefined, buildDir: string | undefined): KernelSpec {
+  if (!existsSync(bzImage) || !statSync(bzImage).isFile()) {
+    throw new HarnessError('config', `--kernel ${bzImage}: no such file`, { hint: 'pass the path of a bzImage (arch/x86/boot/bzImage of a build tree)' });
+  }
+  if (!modulesDir) {
+    throw new HarnessError('config', `--kernel ${bzImage} needs --modules DIR`, {
+      hint: 'pass the lib/modules/<release> directory that matches the kernel (make modules_install INSTALL_MOD_PATH=DIR)',
+    });
+  }
+  if (!existsSync(join(modulesDir, 'modules.dep'))) {
+    throw new HarnessError('config', `--modules ${modulesDir}: not a modules directory (no modules.dep)`, {
+      hint: 'pass the lib/modules/<release> directory itself, after depmod has run in it',
+    });
+  }
+  const release = basename(modulesDir);
+  const libModules = join(modulesDir, '..');
+  if (basename(libModules) !== 'modules' || basename(join(libModules, '..')) !== 'lib') {
+    throw new HarnessError('config', `--modules ${modulesDir}: expected a path ending in lib/modules/<release>`, {
+      hint: 'install the modules with INSTALL_MOD_PATH=DIR and pass DIR/lib/modules/<release>',
+    });
+  }
+  const bd = buildDir ?? (existsSync(join(modulesDir, 'build', 'Makefile')) ? join(modulesDir, 'build') : null);
+  return { release, bzImage, modulesRoot: join(libModules, '..', '..'), buildDir: bd, origin: `path:${bzImage}` };
+}

@@ -1,0 +1,690 @@
+/*
+ * Shared code for the dax-harness C helpers. The JSON line is assembled by
+ * hand-written, allocation-free formatting so that the SIGALRM handler can
+ * print the same report (with the observations gathered so far) safely.
+ */
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef STATX_ATTR_DAX
+#define STATX_ATTR_DAX 0x00200000
+#endif
+
+#define MAX_OBS		64
+#define MAX_EXTRA	16
+#define KEY_MAX		32
+#define REASON_MAX	512
+#define JSON_MAX	32768
+
+struct obs_rec {
+	char phase[KEY_MAX];
+	uint64_t pfn;
+	int refcount;
+	int mapcount;
+	int pincount;
+	int zone_device;
+	int order;
+};
+
+enum extra_kind { EXTRA_INT, EXTRA_BOOL };
+
+struct extra_rec {
+	char key[KEY_MAX];
+	enum extra_kind kind;
+	long long value;
+};
+
+/*
+ * Counters are bumped only after a record is complete, so the SIGALRM
+ * handler never prints a half-written one.
+ */
+static const char *g_helper = "unknown";
+static volatile sig_atomic_t g_dax;
+static struct obs_rec g_obs[MAX_OBS];
+static volatile sig_atomic_t g_nobs;
+static struct extra_rec g_extra[MAX_EXTRA];
+static volatile sig_atomic_t g_nextra;
+static const char *volatile g_step = "start";
+static volatile sig_atomic_t g_timeout_s;
+static volatile sig_atomic_t g_emitting;
+
+struct jbuf {
+	char *buf;
+	size_t cap;
+	size_t len;
+};
+
+static void jb_char(struct jbuf *b, char c)
+{
+	if (b->len + 1 < b->cap)
+		b->buf[b->len++] = c;
+}
+
+static void jb_raw(struct jbuf *b, const char *s)
+{
+	while (*s)
+		jb_char(b, *s++);
+}
+
+static void jb_ull(struct jbuf *b, unsigned long long v)
+{
+	char tmp[24];
+	int i = 0;
+
+	do {
+		tmp[i++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (i)
+		jb_char(b, tmp[--i]);
+}
+
+static void jb_ll(struct jbuf *b, long long v)
+{
+	if (v < 0) {
+		jb_char(b, '-');
+		jb_ull(b, 0ULL - (unsigned long long)v);
+	} else {
+		jb_ull(b, (unsigned long long)v);
+	}
+}
+
+/* Quoted JSON string; bytes outside printable ASCII become \u00XX. */
+static void jb_qstr(struct jbuf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	jb_char(b, '"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\') {
+			jb_char(b, '\\');
+			jb_char(b, (char)c);
+		} else if (c < 0x20 || c >= 0x7f) {
+			jb_raw(b, "\\u00");
+			jb_char(b, hex[c >> 4]);
+			jb_char(b, hex[c & 15]);
+		} else {
+			jb_char(b, (char)c);
+		}
+	}
+	jb_char(b, '"');
+}
+
+static void jb_key(struct jbuf *b, const char *key)
+{
+	jb_qstr(b, key);
+	jb_char(b, ':');
+}
+
+static void write_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+/* Builds and writes the report line. Async-signal-safe. */
+static void emit_report(const char *result, const char *reason)
+{
+	static char out[JSON_MAX];
+	struct jbuf b = { out, sizeof(out), 0 };
+	int i, nobs = g_nobs, nextra = g_nextra;
+
+	jb_char(&b, '{');
+	jb_key(&b, "helper");
+	jb_qstr(&b, g_helper);
+	jb_raw(&b, ",\"v\":");
+	jb_ll(&b, HELPER_JSON_VERSION);
+	jb_char(&b, ',');
+	jb_key(&b, "result");
+	jb_qstr(&b, result);
+	jb_char(&b, ',');
+	jb_key(&b, "reason");
+	jb_qstr(&b, reason);
+	jb_raw(&b, ",\"dax\":");
+	jb_raw(&b, g_dax ? "true" : "false");
+	jb_raw(&b, ",\"obs\":[");
+	for (i = 0; i < nobs; i++) {
+		const struct obs_rec *o = &g_obs[i];
+
+		if (i)
+			jb_char(&b, ',');
+		jb_char(&b, '{');
+		jb_key(&b, "phase");
+		jb_qstr(&b, o->phase);
+		jb_raw(&b, ",\"pfn\":");
+		jb_ull(&b, o->pfn);
+		jb_raw(&b, ",\"refcount\":");
+		jb_ll(&b, o->refcount);
+		jb_raw(&b, ",\"mapcount\":");
+		jb_ll(&b, o->mapcount);
+		jb_raw(&b, ",\"pincount\":");
+		jb_ll(&b, o->pincount);
+		jb_raw(&b, ",\"zone_device\":");
+		jb_ll(&b, o->zone_device);
+		jb_raw(&b, ",\"order\":");
+		jb_ll(&b, o->order);
+		jb_char(&b, '}');
+	}
+	jb_raw(&b, "],\"extra\":{");
+	for (i = 0; i < nextra; i++) {
+		const struct extra_rec *e = &g_extra[i];
+
+		if (i)
+			jb_char(&b, ',');
+		jb_key(&b, e->key);
+		if (e->kind == EXTRA_BOOL)
+			jb_raw(&b, e->value ? "true" : "false");
+		else
+			jb_ll(&b, e->value);
+	}
+	jb_raw(&b, "}}\n");
+	write_all(STDOUT_FILENO, out, b.len);
+}
+
+/*
+ * Only one report may ever reach stdout: the first caller wins, and the
+ * alarm is cancelled before the main path starts printing.
+ */
+static bool claim_emit(void)
+{
+	if (g_emitting)
+		return false;
+	g_emitting = 1;
+	return true;
+}
+
+static void on_alarm(int sig)
+{
+	char reason[160];
+	struct jbuf b = { reason, sizeof(reason), 0 };
+
+	(void)sig;
+	if (!claim_emit())
+		return;
+	jb_raw(&b, "timeout after ");
+	jb_ll(&b, g_timeout_s);
+	jb_raw(&b, " s during ");
+	jb_raw(&b, g_step);
+	reason[b.len] = '\0';
+	write_all(STDERR_FILENO, "timeout: ", 9);
+	write_all(STDERR_FILENO, reason, b.len);
+	write_all(STDERR_FILENO, "\n", 1);
+	emit_report("fail", reason);
+	_exit(HELPER_EXIT_FAIL);
+}
+
+void report_init(const char *helper)
+{
+	struct sigaction sa;
+
+	g_helper = helper;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_alarm;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGALRM, &sa, NULL) < 0)
+		fail_errno("install timeout handler", "sigaction");
+}
+
+void report_arm_timeout(unsigned int seconds)
+{
+	g_timeout_s = (sig_atomic_t)seconds;
+	alarm(seconds);
+}
+
+void report_step(const char *step)
+{
+	g_step = step;
+}
+
+void report_set_dax(bool dax)
+{
+	g_dax = dax;
+}
+
+static void copy_key(char *dst, const char *src)
+{
+	snprintf(dst, KEY_MAX, "%s", src);
+}
+
+static void set_extra(const char *key, enum extra_kind kind, long long value)
+{
+	int i;
+
+	for (i = 0; i < g_nextra; i++) {
+		if (strcmp(g_extra[i].key, key) == 0) {
+			g_extra[i].kind = kind;
+			g_extra[i].value = value;
+			return;
+		}
+	}
+	if (g_nextra >= MAX_EXTRA)
+		fail("internal: more than %d extra fields", MAX_EXTRA);
+	copy_key(g_extra[g_nextra].key, key);
+	g_extra[g_nextra].kind = kind;
+	g_extra[g_nextra].value = value;
+	g_nextra = g_nextra + 1;
+}
+
+void report_extra_int(const char *key, long long value)
+{
+	set_extra(key, EXTRA_INT, value);
+}
+
+void report_extra_bool(const char *key, bool value)
+{
+	set_extra(key, EXTRA_BOOL, value);
+}
+
+void report_obs(const char *phase, uint64_t pfn, const struct probe_state *ps)
+{
+	struct obs_rec *o;
+
+	if (g_nobs >= MAX_OBS)
+		fail("internal: more than %d observations", MAX_OBS);
+	o = &g_obs[g_nobs];
+	copy_key(o->phase, phase);
+	o->pfn = pfn;
+	o->refcount = ps->refcount;
+	o->mapcount = ps->mapcount;
+	o->pincount = ps->pincount;
+	o->zone_device = ps->zone_device;
+	o->order = ps->order;
+	g_nobs = g_nobs + 1;
+}
+
+static noreturn void finish(const char *result, const char *reason, int code)
+{
+	alarm(0);
+	if (claim_emit())
+		emit_report(result, reason);
+	exit(code);
+}
+
+noreturn void finish_ok(void)
+{
+	finish("ok", "", HELPER_EXIT_OK);
+}
+
+static noreturn void finish_fmt(const char *result, int code, const char *fmt,
+				va_list ap)
+{
+	char reason[REASON_MAX];
+
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	fprintf(stderr, "%s: %s: %s\n", g_helper, result, reason);
+	finish(result, reason, code);
+}
+
+noreturn void fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	finish_fmt("fail", HELPER_EXIT_FAIL, fmt, ap);
+}
+
+noreturn void skip(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	finish_fmt("skip", HELPER_EXIT_SKIP, fmt, ap);
+}
+
+noreturn void fail_errnum(const char *op, const char *func, int err)
+{
+	fail("%s: %s: %s", op, func, strerror(err));
+}
+
+noreturn void fail_errno(const char *op, const char *func)
+{
+	fail_errnum(op, func, errno);
+}
+
+noreturn void skip_errnum(const char *op, const char *func, int err)
+{
+	skip("%s: %s: %s", op, func, strerror(err));
+}
+
+/* Bit 63: page present. Bits 0-54: PFN (zero without CAP_SYS_ADMIN). */
+#define PM_PRESENT	(1ULL << 63)
+#define PM_PFN_MASK	((1ULL << 55) - 1)
+#define PM_BATCH	512
+
+int pagemap_pfns(const void *addr, size_t npages, uint64_t *pfns)
+{
+	static int fd = -1;
+	uint64_t ents[PM_BATCH];
+	off_t off = (off_t)((uintptr_t)addr / HELPER_PAGE_SIZE) * 8;
+	size_t done = 0;
+
+	if (fd < 0) {
+		fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -1;
+	}
+	while (done < npages) {
+		size_t want = npages - done < PM_BATCH ? npages - done : PM_BATCH;
+		ssize_t n = pread(fd, ents, want * 8, off);
+		size_t i;
+
+		if (n < 0)
+			return -1;
+		if ((size_t)n != want * 8) {
+			errno = EIO;
+			return -1;
+		}
+		for (i = 0; i < want; i++) {
+			if (!(ents[i] & PM_PRESENT)) {
+				errno = ENXIO;
+				return -1;
+			}
+			pfns[done + i] = ents[i] & PM_PFN_MASK;
+			if (pfns[done + i] == 0) {
+				errno = EPERM;
+				return -1;
+			}
+		}
+		done += want;
+		off += (off_t)(want * 8);
+	}
+	return 0;
+}
+
+void pfns_of(const void *addr, size_t npages, uint64_t *pfns)
+{
+	if (pagemap_pfns(addr, npages, pfns) == 0)
+		return;
+	if (errno == ENXIO)
+		fail("pagemap: a page in %p+%zu pages is not present after faulting it",
+		     addr, npages);
+	if (errno == EPERM)
+		fail("pagemap: PFNs read as 0 (needs CAP_SYS_ADMIN)");
+	fail_errno("read PFNs from /proc/self/pagemap", "pread");
+}
+
+uint64_t pfn_of(const void *addr)
+{
+	uint64_t pfn;
+
+	pfns_of(addr, 1, &pfn);
+	return pfn;
+}
+
+/* Parses a "0x..." or decimal field; returns false if @s is not all digits. */
+static bool parse_field_ll(const char *s, long long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoll(s, &end, 0);
+	return errno == 0 && end != s && *end == '\0';
+}
+
+int probe_parse_line(const char *line, uint64_t pfn, struct probe_state *ps)
+{
+	static const char prefix[] = "dax_probe v1 ";
+	enum { F_PFN, F_VALID, F_REF, F_MAP, F_PIN, F_FLAGS, F_ZONE, F_PGMAP,
+	       F_ORDER, F_COUNT };
+	static const char *const names[F_COUNT] = {
+		"pfn", "valid", "refcount", "mapcount", "pincount", "flags",
+		"zone_device", "pgmap_type", "order",
+	};
+	char copy[512], *save = NULL, *tok;
+	long long val[F_COUNT];
+	bool seen[F_COUNT] = { false };
+	int i;
+
+	memset(ps, 0, sizeof(*ps));
+	if (strncmp(line, prefix, sizeof(prefix) - 1) != 0)
+		goto bad;
+	snprintf(copy, sizeof(copy), "%s", line + sizeof(prefix) - 1);
+	for (tok = strtok_r(copy, " \n", &save); tok;
+	     tok = strtok_r(NULL, " \n", &save)) {
+		char *eq = strchr(tok, '=');
+
+		if (!eq)
+			goto bad;
+		*eq = '\0';
+		for (i = 0; i < F_COUNT; i++) {
+			if (strcmp(tok, names[i]) != 0)
+				continue;
+			/* flags is a full 64-bit word: parse it unsigned. */
+			if (i == F_FLAGS) {
+				char *end;
+
+				errno = 0;
+				ps->flags = strtoul(eq + 1, &end, 0);
+				if (errno || *end)
+					goto bad;
+				val[i] = 0;
+			} else if (!parse_field_ll(eq + 1, &val[i])) {
+				goto bad;
+			}
+			seen[i] = true;
+		}
+		/* Unknown keys (mapping, index, later additions) are ignored. */
+	}
+	if (!seen[F_PFN] || !seen[F_VALID] || (uint64_t)val[F_PFN] != pfn)
+		goto bad;
+	if (val[F_VALID] == 0)
+		return 0;
+	if (val[F_VALID] != 1)
+		goto bad;
+	for (i = F_REF; i < F_COUNT; i++)
+		if (!seen[i])
+			goto bad;
+	ps->valid = true;
+	ps->refcount = (int)val[F_REF];
+	ps->mapcount = (int)val[F_MAP];
+	ps->pincount = (int)val[F_PIN];
+	ps->zone_device = (int)val[F_ZONE];
+	ps->pgmap_type = (int)val[F_PGMAP];
+	ps->order = (int)val[F_ORDER];
+	return 0;
+bad:
+	errno = EPROTO;
+	return -1;
+}
+
+static char g_probe_line[512];
+
+int probe_query(uint64_t pfn, struct probe_state *ps)
+{
+	static int fd = -1;
+	char cmd[32];
+	ssize_t n;
+	int len;
+
+	if (fd < 0) {
+		fd = open(PROBE_PFN_PATH, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			return -1;
+	}
+	/* The probe keeps the file offset at 0 on write; pread/pwrite make that moot. */
+	len = snprintf(cmd, sizeof(cmd), "0x%" PRIx64 "\n", pfn);
+	n = pwrite(fd, cmd, (size_t)len, 0);
+	if (n < 0)
+		return -1;
+	if (n != len) {
+		errno = EIO;
+		return -1;
+	}
+	n = pread(fd, g_probe_line, sizeof(g_probe_line) - 1, 0);
+	if (n < 0)
+		return -1;
+	g_probe_line[n] = '\0';
+	return probe_parse_line(g_probe_line, pfn, ps);
+}
+
+struct probe_state probe_or_fail(uint64_t pfn)
+{
+	struct probe_state ps;
+
+	if (probe_query(pfn, &ps) < 0) {
+		if (errno == EPROTO)
+			fail("dax_probe: unexpected line for pfn 0x%" PRIx64 ": %.200s",
+			     pfn, g_probe_line);
+		fail_errno("query " PROBE_PFN_PATH " (is dax_probe loaded?)",
+			   "probe_query");
+	}
+	if (!ps.valid)
+		fail("dax_probe: pfn 0x%" PRIx64 " has no struct page (valid=0)",
+		     pfn);
+	return ps;
+}
+
+struct probe_state observe(const char *phase, uint64_t pfn)
+{
+	struct probe_state ps = probe_or_fail(pfn);
+
+	fprintf(stderr, "%s: obs %s: %s", g_helper, phase, g_probe_line);
+	report_obs(phase, pfn, &ps);
+	return ps;
+}
+
+int statx_dax(int fd, bool *dax, bool *reported)
+{
+	struct statx stx;
+
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &stx) < 0)
+		return -1;
+	*reported = (stx.stx_attributes_mask & STATX_ATTR_DAX) != 0;
+	*dax = (stx.stx_attributes & STATX_ATTR_DAX) != 0;
+	return 0;
+}
+
+int create_test_file(const char *path, uint64_t size, bool allow_non_dax)
+{
+	bool dax, reported;
+	int fd;
+
+	report_step("create test file");
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		fail_errno("create test file", "open");
+	report_step("fallocate test file");
+	if (fallocate(fd, 0, 0, (off_t)size) < 0)
+		fail_errno("allocate test file blocks", "fallocate");
+	if (fsync(fd) < 0)
+		fail_errno("flush test file metadata", "fsync");
+	if (statx_dax(fd, &dax, &reported) < 0)
+		fail_errno("check test file for DAX", "statx");
+	report_set_dax(dax);
+	if (!dax) {
+		fprintf(stderr, "%s: %s: STATX_ATTR_DAX %s\n", g_helper, path,
+			reported ? "is clear" :
+			"is not reported by this kernel/filesystem");
+		if (!allow_non_dax)
+			fail("not a DAX file");
+	}
+	return fd;
+}
+
+void *map_test_file(int fd, uint64_t size)
+{
+	void *p;
+
+	report_step("mmap test file");
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		fail_errno("map test file", "mmap");
+	return p;
+}
+
+void touch_page(void *p, bool write)
+{
+	volatile char *c = p;
+
+	if (write)
+		*c = 'D';
+	else
+		(void)*c;
+}
+
+int parse_size(const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	unsigned int shift;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s || *s == '-')
+		return -1;
+	switch (*end) {
+	case '\0':
+		shift = 0;
+		break;
+	case 'k': case 'K':
+		shift = 10;
+		break;
+	case 'm': case 'M':
+		shift = 20;
+		break;
+	case 'g': case 'G':
+		shift = 30;
+		break;
+	default:
+		return -1;
+	}
+	if (shift && *++end)
+		return -1;
+	if (v > (~0ULL >> shift))
+		return -1;
+	*out = v << shift;
+	return 0;
+}
+
+int parse_timeout(const char *s, unsigned int *out)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || *s == '-' || v == 0 || v > 86400)
+		return -1;
+	*out = (unsigned int)v;
+	return 0;
+}
+
+uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void sleep_ms(unsigned int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}

@@ -1,0 +1,224 @@
+/*
+ * dax-uring-pin: try to register an fs-DAX mapping as an io_uring fixed buffer.
+ * Long-term pins (FOLL_LONGTERM) of fsdax pages must be refused, since the
+ * filesystem could never reclaim the blocks while the pin lasts. The register
+ * return value alone proves little (6.1's io_uring refuses any file-backed
+ * memory before GUP's fsdax check), so the helper also reports the FOLL_PIN
+ * counters from /proc/vmstat and the page state around the attempt.
+ */
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+static const char usage[] =
+	"usage: dax-uring-pin --file PATH [--size BYTES] [--timeout SECONDS] "
+	"[--allow-non-dax]";
+
+struct uring_config {
+	const char *file;
+	uint64_t size;
+	bool allow_non_dax;
+	unsigned int timeout;
+};
+
+struct pin_counters {
+	long long acquired;
+	long long released;
+};
+
+static noreturn void usage_fail(const char *what)
+{
+	fprintf(stderr, "%s\n", usage);
+	fail("usage: %s", what);
+}
+
+static struct uring_config parse_args(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "file", required_argument, NULL, 'f' },
+		{ "size", required_argument, NULL, 's' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "allow-non-dax", no_argument, NULL, 'N' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct uring_config cfg = {
+		.size = HELPER_PAGE_SIZE,
+		.timeout = HELPER_DEFAULT_TIMEOUT,
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			cfg.file = optarg;
+			break;
+		case 's':
+			if (parse_size(optarg, &cfg.size) < 0)
+				usage_fail("bad --size");
+			break;
+		case 't':
+			if (parse_timeout(optarg, &cfg.timeout) < 0)
+				usage_fail("bad --timeout");
+			break;
+		case 'N':
+			cfg.allow_non_dax = true;
+			break;
+		default:
+			usage_fail("unknown option");
+		}
+	}
+	if (optind != argc)
+		usage_fail("unexpected argument");
+	if (!cfg.file)
+		usage_fail("--file is required");
+	if (cfg.size == 0 || cfg.size % HELPER_PAGE_SIZE)
+		usage_fail("--size must be a non-zero multiple of 4096");
+	return cfg;
+}
+
+/* io_uring missing from the kernel, or forbidden (sysctl, seccomp, LSM). */
+static bool uring_unavailable(int err)
+{
+	return err == ENOSYS || err == EPERM;
+}
+
+/*
+ * Reads nr_foll_pin_acquired/released. They are per-CPU node counters, so
+ * stat_refresh is written first or a recent pin may not show up yet.
+ */
+static struct pin_counters read_pin_counters(void)
+{
+	struct pin_counters pc = { -1, -1 };
+	char name[64];
+	long long val;
+	FILE *f;
+	int fd;
+
+	fd = open("/proc/sys/vm/stat_refresh", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		fail_errno("refresh vmstat counters", "open");
+	if (write(fd, "1\n", 2) < 0)
+		fail_errno("refresh vmstat counters", "write");
+	close(fd);
+
+	f = fopen("/proc/vmstat", "re");
+	if (!f)
+		fail_errno("read /proc/vmstat", "fopen");
+	while (fscanf(f, "%63s %lld", name, &val) == 2) {
+		if (strcmp(name, "nr_foll_pin_acquired") == 0)
+			pc.acquired = val;
+		else if (strcmp(name, "nr_foll_pin_released") == 0)
+			pc.released = val;
+	}
+	fclose(f);
+	if (pc.acquired < 0 || pc.released < 0)
+		fail("nr_foll_pin_acquired/released missing from /proc/vmstat");
+	return pc;
+}
+
+/*
+ * Registers an ordinary anonymous page first. If that fails for a reason
+ * other than io_uring being unavailable, the DAX result would mean nothing.
+ */
+static void register_control(struct io_uring *ring)
+{
+	struct iovec iov;
+	void *anon;
+	int ret;
+
+	report_step("register anonymous control buffer");
+	anon = mmap(NULL, HELPER_PAGE_SIZE, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (anon == MAP_FAILED)
+		fail_errno("map anonymous control buffer", "mmap");
+	touch_page(anon, true);
+	iov.iov_base = anon;
+	iov.iov_len = HELPER_PAGE_SIZE;
+	ret = io_uring_register_buffers(ring, &iov, 1);
+	report_extra_int("control_ret", ret);
+	if (ret < 0 && uring_unavailable(-ret))
+		skip_errnum("register anonymous control buffer",
+			    "io_uring_register_buffers", -ret);
+	if (ret < 0)
+		fail_errnum("register anonymous control buffer",
+			    "io_uring_register_buffers", -ret);
+	ret = io_uring_unregister_buffers(ring);
+	if (ret < 0)
+		fail_errnum("unregister anonymous control buffer",
+			    "io_uring_unregister_buffers", -ret);
+	if (munmap(anon, HELPER_PAGE_SIZE) < 0)
+		fail_errno("unmap anonymous control buffer", "munmap");
+}
+
+int main(int argc, char **argv)
+{
+	struct uring_config cfg;
+	struct pin_counters before, after;
+	struct io_uring ring;
+	struct iovec iov;
+	uint64_t pfn;
+	char *addr;
+	int fd, ret;
+
+	report_init("dax-uring-pin");
+	cfg = parse_args(argc, argv);
+	report_arm_timeout(cfg.timeout);
+
+	report_step("set up io_uring");
+	ret = io_uring_queue_init(4, &ring, 0);
+	if (ret < 0 && uring_unavailable(-ret))
+		skip_errnum("set up io_uring", "io_uring_queue_init", -ret);
+	if (ret < 0)
+		fail_errnum("set up io_uring", "io_uring_queue_init", -ret);
+	register_control(&ring);
+
+	fd = create_test_file(cfg.file, cfg.size, cfg.allow_non_dax);
+	addr = map_test_file(fd, cfg.size);
+	report_step("write-fault first page");
+	touch_page(addr, true);
+	pfn = pfn_of(addr);
+	observe("before", pfn);
+
+	report_step("read FOLL_PIN counters");
+	before = read_pin_counters();
+
+	report_step("register the DAX mapping");
+	iov.iov_base = addr;
+	iov.iov_len = cfg.size;
+	ret = io_uring_register_buffers(&ring, &iov, 1);
+	report_extra_int("register_ret", ret);
+	fprintf(stderr, "dax-uring-pin: io_uring_register_buffers(DAX) = %d (%s)\n",
+		ret, ret < 0 ? strerror(-ret) : "registered");
+	observe("after_register", pfn);
+	if (ret == 0) {
+		report_step("unregister the DAX mapping");
+		ret = io_uring_unregister_buffers(&ring);
+		if (ret < 0)
+			fail_errnum("unregister the DAX mapping",
+				    "io_uring_unregister_buffers", -ret);
+	}
+
+	report_step("read FOLL_PIN counters");
+	after = read_pin_counters();
+	report_extra_int("pin_acquired_delta", after.acquired - before.acquired);
+	report_extra_int("pin_released_delta", after.released - before.released);
+
+	report_step("munmap test file");
+	if (munmap(addr, cfg.size) < 0)
+		fail_errno("unmap test file", "munmap");
+	observe("unmapped", pfn);
+
+	io_uring_queue_exit(&ring);
+	close(fd);
+	finish_ok();
+}
