@@ -38,8 +38,10 @@ export interface QemuPlanInput {
 // - random.trust_cpu=on: without it mkfs and ndctl wait ~10 s for entropy under TCG.
 // - printk.devkmsg=on: /dev/kmsg writes are rate limited by default, and the harness's test
 //   markers must never be dropped.
+// - loglevel=5: warnings and worse reach the serial console (the evidence when a guest
+//   dies); the chatty info lines of a boot cost time on an emulated UART.
 // - oops=panic is NOT set: an Oops in one test should fail that test, not the run.
-const BASE_APPEND = ['console=ttyS0,115200', 'panic=-1', 'random.trust_cpu=on', 'printk.devkmsg=on', 'loglevel=6', 'rdinit=/init'];
+const BASE_APPEND = ['console=ttyS0,115200', 'panic=-1', 'random.trust_cpu=on', 'printk.devkmsg=on', 'loglevel=5', 'rdinit=/init'];
 
 /** Returns the kernel command line for a profile. */
 export function planKernelAppend(profile: QemuProfile, extra: string[] = []): string {

@@ -1,0 +1,146 @@
+// Resolves the command line into one read-only configuration with every default applied.
+// Nothing below the CLI reads process.env or argv.
+import { parseArgs } from 'node:util';
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { HarnessError } from './errors.js';
+import type { Accel, QemuProfile } from './qemu-plan.js';
+import type { FsType } from './guest-setup.js';
+import { selectTests, type TestDef } from './suite.js';
+
+export type Command = 'run' | 'doctor' | 'list' | 'help';
+
+export interface HarnessConfig {
+  command: Command;
+  repoDir: string;
+  resultsDir: string;
+  cacheDir: string;
+  kernel: { kind: 'distro'; release: string | undefined } | { kind: 'path'; bzImage: string; modulesDir: string | undefined; buildDir: string | undefined };
+  profile: QemuProfile;
+  accel: Accel;
+  filesystems: FsType[];
+  tests: TestDef[];
+  dryRun: boolean;
+  allowInstall: boolean;
+  bootTimeoutMs: number;
+  /** Overrides every test's own bound when set. */
+  testTimeoutMs: number | null;
+  verbose: boolean;
+}
+
+export const USAGE = `usage: dax-harness <command> [options]
+
+commands:
+  run       build the guest, boot it, set up fsdax, run the suite, print TAP 14 (default)
+  doctor    list the host prerequisites that are present and missing, and what will be installed
+  list      list the tests with what each checks
+
+run options:
+  --kernel PATH          a bzImage to test instead of Debian's packaged 6.1 kernel
+  --modules DIR          its lib/modules/<release> directory (required with --kernel)
+  --kernel-build DIR     its build tree, to compile the probe module (default: DIR/build)
+  --distro-release REL   Debian kernel ABI to fetch (default: what linux-image-amd64 depends on)
+  --profile NAME         QEMU profile from qemu/profiles.json (default: default)
+  --fs LIST              filesystems, comma separated (default: ext4,xfs)
+  --tests LIST           tests to run by name, comma separated (default: all)
+  --accel tcg|kvm        QEMU accelerator (default: tcg)
+  --results DIR          where run directories go (default: ./results)
+  --cache DIR            build and download cache (default: ~/.cache/dax-harness)
+  --boot-timeout SEC     how long a boot may take to reach SSH (default: 120)
+  --test-timeout SEC     override every test's time bound
+  --no-install           never run apt-get; fail with the list of missing packages instead
+  --dry-run              print the plans (QEMU command line, guest setup) and exit
+  -v, --verbose          progress on stderr
+
+exit codes: 0 every test passed, 1 a kernel test failed, 2 infrastructure or input error`;
+
+/** Loads the profiles file and returns the named profile. */
+export function loadProfile(repoDir: string, name: string): QemuProfile {
+  const path = join(repoDir, 'qemu', 'profiles.json');
+  const all = JSON.parse(readFileSync(path, 'utf8')) as Record<string, Omit<QemuProfile, 'name'>>;
+  const p = all[name];
+  if (!p || name.startsWith('_')) {
+    const names = Object.keys(all).filter((k) => !k.startsWith('_'));
+    throw new HarnessError('config', `unknown profile "${name}"`, { hint: `pick one of: ${names.join(', ')} (defined in ${path})` });
+  }
+  return { name, ...p, nvdimms: p.nvdimms ?? [] };
+}
+
+function list(v: string | undefined): string[] {
+  return (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+function seconds(flag: string, v: string | undefined, dflt: number | null): number | null {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new HarnessError('config', `${flag} ${v}: not a positive number of seconds`, { hint: `e.g. ${flag} 120` });
+  return Math.round(n * 1000);
+}
+
+/** Parses argv (without node and script) into a configuration; env gives HOME/XDG defaults. */
+export function resolveConfig(argv: string[], env: Record<string, string | undefined>, repoDir: string, cwd: string): HarnessConfig {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        kernel: { type: 'string' },
+        modules: { type: 'string' },
+        'kernel-build': { type: 'string' },
+        'distro-release': { type: 'string' },
+        profile: { type: 'string', default: 'default' },
+        fs: { type: 'string', default: 'ext4,xfs' },
+        tests: { type: 'string' },
+        accel: { type: 'string', default: 'tcg' },
+        results: { type: 'string' },
+        cache: { type: 'string' },
+        'boot-timeout': { type: 'string' },
+        'test-timeout': { type: 'string' },
+        'no-install': { type: 'boolean', default: false },
+        'dry-run': { type: 'boolean', default: false },
+        verbose: { type: 'boolean', short: 'v', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (err) {
+    throw new HarnessError('config', (err as Error).message, { hint: 'see `dax-harness help`' });
+  }
+  const { values: o, positionals } = parsed;
+  const cmd = o.help ? 'help' : (positionals[0] ?? 'run');
+  if (!['run', 'doctor', 'list', 'help'].includes(cmd)) {
+    throw new HarnessError('config', `unknown command "${cmd}"`, { hint: 'commands are run, doctor, list, help' });
+  }
+  if (positionals.length > 1) throw new HarnessError('config', `unexpected argument "${positionals[1]}"`, { hint: 'see `dax-harness help`' });
+  if (o.accel !== 'tcg' && o.accel !== 'kvm') throw new HarnessError('config', `--accel ${o.accel}: must be tcg or kvm`);
+  if (o.accel === 'kvm' && !existsSync('/dev/kvm')) throw new HarnessError('config', '--accel kvm: /dev/kvm does not exist', { hint: 'use --accel tcg' });
+  const fss = list(o.fs);
+  const badFs = fss.filter((f) => f !== 'ext4' && f !== 'xfs');
+  if (badFs.length > 0 || fss.length === 0) throw new HarnessError('config', `--fs ${o.fs}: only ext4 and xfs are supported`, { hint: 'e.g. --fs ext4,xfs' });
+  const { tests, unknown } = selectTests(list(o.tests));
+  if (unknown.length > 0) {
+    throw new HarnessError('config', `unknown test name(s): ${unknown.join(', ')}`, { hint: 'run `dax-harness list` for the names' });
+  }
+  if (o.modules && !o.kernel) throw new HarnessError('config', '--modules given without --kernel', { hint: 'pass both, or neither for the Debian kernel' });
+  const home = env.HOME ?? homedir();
+  return Object.freeze({
+    command: cmd as Command,
+    repoDir,
+    resultsDir: resolve(cwd, o.results ?? join(repoDir, 'results')),
+    cacheDir: resolve(cwd, o.cache ?? join(env.XDG_CACHE_HOME ?? join(home, '.cache'), 'dax-harness')),
+    kernel: o.kernel
+      ? { kind: 'path' as const, bzImage: resolve(cwd, o.kernel), modulesDir: o.modules ? resolve(cwd, o.modules) : undefined, buildDir: o['kernel-build'] ? resolve(cwd, o['kernel-build']) : undefined }
+      : { kind: 'distro' as const, release: o['distro-release'] },
+    profile: loadProfile(repoDir, o.profile ?? 'default'),
+    accel: o.accel,
+    filesystems: fss as FsType[],
+    tests,
+    dryRun: o['dry-run'] ?? false,
+    allowInstall: !o['no-install'],
+    bootTimeoutMs: seconds('--boot-timeout', o['boot-timeout'], 120_000) ?? 120_000,
+    testTimeoutMs: seconds('--test-timeout', o['test-timeout'], null),
+    verbose: o.verbose ?? false,
+  });
+}

@@ -1,0 +1,117 @@
+// TAP 14 output: pure formatters for test points, YAML diagnostics and subtests, and a
+// streaming writer that emits each line as soon as the result is known.
+
+export type YamlValue = string | number | boolean | null | YamlValue[] | { [k: string]: YamlValue };
+
+export interface TapPoint {
+  ok: boolean;
+  id: number;
+  name: string;
+  directive?: { kind: 'SKIP' | 'TODO'; reason: string };
+  /** Free-form reason appended as a comment (e.g. TIMEOUT); tap-parser keeps it as text. */
+  diag?: Record<string, YamlValue>;
+}
+
+function yamlScalar(v: string | number | boolean | null): string {
+  if (v === null) return 'null';
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  // Quote anything a YAML reader could take for another type or syntax.
+  if (v === '' || /^[\s-?:,[\]{}#&*!|>'"%@`]|[:#]\s|\s$|^(true|false|null|yes|no|on|off|~)$|^[-+.\d]/i.test(v)) return JSON.stringify(v);
+  return v;
+}
+
+/** Returns YAML lines (no indentation) for a mapping of diagnostics. */
+export function formatYaml(obj: Record<string, YamlValue>, indent = ''): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(obj)) {
+    const key = /^[A-Za-z_][A-Za-z0-9_.-]*$/.test(k) ? k : JSON.stringify(k);
+    if (Array.isArray(v)) {
+      if (v.length === 0) {
+        out.push(`${indent}${key}: []`);
+        continue;
+      }
+      out.push(`${indent}${key}:`);
+      for (const item of v) {
+        if (item !== null && typeof item === 'object' && !Array.isArray(item)) {
+          const lines = formatYaml(item, `${indent}  `);
+          out.push(`${indent}- ${(lines[0] ?? '').trimStart()}`, ...lines.slice(1));
+        } else if (Array.isArray(item)) {
+          out.push(`${indent}- ${JSON.stringify(item)}`);
+        } else {
+          out.push(`${indent}- ${typeof item === 'string' && item.includes('\n') ? JSON.stringify(item) : yamlScalar(item)}`);
+        }
+      }
+    } else if (v !== null && typeof v === 'object') {
+      out.push(`${indent}${key}:`, ...formatYaml(v, `${indent}  `));
+    } else if (typeof v === 'string' && v.includes('\n')) {
+      out.push(`${indent}${key}: |-`, ...v.split('\n').map((l) => `${indent}  ${l.replace(/\t/g, '    ')}`));
+    } else {
+      out.push(`${indent}${key}: ${yamlScalar(v)}`);
+    }
+  }
+  return out;
+}
+
+// A test name must not contain '#' (starts a directive) or start with a digit (taken as the id).
+function safeName(name: string): string {
+  return name.replace(/#/g, '_').replace(/\n/g, ' ').replace(/^(\d)/, '_$1');
+}
+
+/** Returns the lines of one test point with its YAML block, at the given nesting depth. */
+export function formatPoint(p: TapPoint, depth = 0): string[] {
+  const pad = '    '.repeat(depth);
+  let line = `${pad}${p.ok ? 'ok' : 'not ok'} ${p.id} - ${safeName(p.name)}`;
+  if (p.directive) line += ` # ${p.directive.kind} ${p.directive.reason.replace(/\n/g, ' ')}`;
+  const out = [line];
+  if (p.diag && Object.keys(p.diag).length > 0) {
+    out.push(`${pad}  ---`, ...formatYaml(p.diag).map((l) => `${pad}  ${l}`), `${pad}  ...`);
+  }
+  return out;
+}
+
+/** Streams a TAP 14 document with one level of subtests, line by line, to a sink. */
+export class TapWriter {
+  private topId = 0;
+  private subId = 0;
+  private subName: string | null = null;
+  private subFailed = false;
+
+  constructor(private readonly sink: (lines: string[]) => void) {}
+
+  /** Writes the version line, the plan (count of top-level points) and header comments. */
+  start(plan: number, comments: string[] = []): void {
+    this.sink(['TAP version 14', ...comments.map((c) => `# ${c}`), `1..${plan}`]);
+  }
+
+  comment(text: string, depth = this.subName ? 1 : 0): void {
+    this.sink(text.split('\n').map((l) => `${'    '.repeat(depth)}# ${l}`));
+  }
+
+  /** Opens a subtest; its points are indented four spaces. */
+  beginSubtest(name: string, plan: number): void {
+    this.subName = name;
+    this.subId = 0;
+    this.subFailed = false;
+    this.sink([`# Subtest: ${safeName(name)}`, `    1..${plan}`]);
+  }
+
+  /** Writes a point inside the open subtest (or at top level if none is open). */
+  point(p: Omit<TapPoint, 'id'>): void {
+    if (this.subName !== null) {
+      this.subId += 1;
+      if (!p.ok && !p.directive) this.subFailed = true;
+      this.sink(formatPoint({ ...p, id: this.subId }, 1));
+    } else {
+      this.topId += 1;
+      this.sink(formatPoint({ ...p, id: this.topId }, 0));
+    }
+  }
+
+  /** Closes the subtest with its own top-level point, failed if any point inside failed. */
+  endSubtest(diag?: Record<string, YamlValue>): void {
+    const name = this.subName ?? 'subtest';
+    const failed = this.subFailed;
+    this.subName = null;
+    this.point({ ok: !failed, name, diag });
+  }
+}
