@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { HarnessError } from './errors.js';
 import type { Accel, QemuProfile } from './qemu-plan.js';
 import type { FsType } from './guest-setup.js';
@@ -114,7 +114,7 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
     throw new HarnessError('config', `unknown command "${cmd}"`, { hint: 'commands are run, doctor, list, help' });
   }
   if (positionals.length > 1) throw new HarnessError('config', `unexpected argument "${positionals[1]}"`, { hint: 'see `dax-harness help`' });
-  if (o.accel !== 'tcg' && o.accel !== 'kvm') throw new HarnessError('config', `--accel ${o.accel}: must be tcg or kvm`);
+  if (o.accel !== 'tcg' && o.accel !== 'kvm') throw new HarnessError('config', `--accel ${o.accel}: must be tcg or kvm`, { hint: 'use --accel tcg, or --accel kvm where /dev/kvm exists' });
   if (o.accel === 'kvm' && !existsSync('/dev/kvm')) throw new HarnessError('config', '--accel kvm: /dev/kvm does not exist', { hint: 'use --accel tcg' });
   const fss = list(o.fs);
   const badFs = fss.filter((f) => f !== 'ext4' && f !== 'xfs');
@@ -124,12 +124,14 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
     throw new HarnessError('config', `unknown test name(s): ${unknown.join(', ')}`, { hint: 'run `dax-harness list` for the names' });
   }
   if (o.modules && !o.kernel) throw new HarnessError('config', '--modules given without --kernel', { hint: 'pass both, or neither for the Debian kernel' });
-  const home = env.HOME ?? homedir();
+  const home = env.HOME || homedir();
+  // XDG base directories: an empty or relative XDG_CACHE_HOME is to be ignored, not used.
+  const xdgCache = env.XDG_CACHE_HOME && isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join(home, '.cache');
   return Object.freeze({
     command: cmd as Command,
     repoDir,
     resultsDir: resolve(cwd, o.results ?? join(repoDir, 'results')),
-    cacheDir: resolve(cwd, o.cache ?? join(env.XDG_CACHE_HOME ?? join(home, '.cache'), 'dax-harness')),
+    cacheDir: resolve(cwd, o.cache ?? join(xdgCache, 'dax-harness')),
     kernel: o.kernel
       ? { kind: 'path' as const, bzImage: resolve(cwd, o.kernel), modulesDir: o.modules ? resolve(cwd, o.modules) : undefined, buildDir: o['kernel-build'] ? resolve(cwd, o['kernel-build']) : undefined }
       : { kind: 'distro' as const, release: o['distro-release'] },

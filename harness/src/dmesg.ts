@@ -102,9 +102,9 @@ export function parseDmesg(text: string): DmesgLine[] {
     if (kmsg) {
       afterKmsgRecord = true;
       continuation = null;
-      const ts = Number(kmsg[3] ?? '0') / 1e6;
+      const ts = Number(kmsg[3]) / 1e6;
       // kmsg escapes unprintable bytes as \xNN; a multi-line record arrives as one with \x0a.
-      const message = (kmsg[5] ?? '').replace(/\\x([0-9a-fA-F]{2})/g, (_m, hex: string) =>
+      const message = String(kmsg[5]).replace(/\\x([0-9a-fA-F]{2})/g, (_m, hex: string) =>
         String.fromCharCode(parseInt(hex, 16)),
       );
       for (const piece of message.split('\n')) push(ts, piece, raw);
@@ -146,7 +146,7 @@ export function formatDmesgLine(line: DmesgLine): string {
 // ---------------------------------------------------------------------------------------------
 // Markers
 
-const MARKER_RE = /^dax-harness: (BEGIN|END) (\S+)$/;
+const MARKER_RE = /^dax-harness: (?:BEGIN|END) \S+$/;
 // The first line of every boot; a capture that spans a reboot must not leak across it.
 const BOOT_BANNER_RE = /^Linux version \d/;
 
@@ -156,26 +156,15 @@ const BOOT_BANNER_RE = /^Linux version \d/;
  * the next test's BEGIN, the next boot, or the end of the log.
  */
 export function sliceBetweenMarkers(lines: DmesgLine[], id: string): DmesgLine[] | null {
+  const texts = lines.map((l) => l.text.trim());
   // The last BEGIN wins: a rerun of the same test in one capture supersedes the earlier run.
-  let begin = -1;
-  for (let i = lines.length - 1; i >= 0; i--) {
-    const m = MARKER_RE.exec(lines[i]?.text.trim() ?? '');
-    if (m && m[1] === 'BEGIN' && m[2] === id) {
-      begin = i;
-      break;
-    }
-  }
+  const begin = texts.lastIndexOf(`dax-harness: BEGIN ${id}`);
   if (begin < 0) return null;
-  let end = lines.length;
-  for (let i = begin + 1; i < lines.length; i++) {
-    const text = lines[i]?.text.trim() ?? '';
-    const m = MARKER_RE.exec(text);
-    if ((m && (m[1] === 'BEGIN' || m[2] === id)) || BOOT_BANNER_RE.test(text)) {
-      end = i;
-      break;
-    }
-  }
-  return lines.slice(begin + 1, end);
+  const stop = texts.findIndex(
+    (s, i) =>
+      i > begin && (s === `dax-harness: END ${id}` || s.startsWith('dax-harness: BEGIN ') || BOOT_BANNER_RE.test(s)),
+  );
+  return lines.slice(begin + 1, stop < 0 ? lines.length : stop);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -207,6 +196,9 @@ interface Rule {
   // How many lines may precede the stack dump before the report counts as over; lockdep's
   // dependency chains run long.
   preambleMax?: number;
+  // Only on lines with a printk timestamp: the serial console also carries userspace output,
+  // and a tool printing "WARNING: ..." there is not the kernel.
+  stampedOnly?: boolean;
 }
 
 // Not failures although they look like one.
@@ -219,8 +211,9 @@ const BENIGN: readonly RegExp[] = [
   /^WARNING: workqueue cpumask: online intersect > possible intersect/,
 ];
 
+// Lockdep headers; kernels before 4.11 bracketed them: "[ INFO: possible circular locking ... ]".
 const LOCKDEP_RE = new RegExp(
-  '^(?:WARNING|INFO|ERR|BUG): (?:' +
+  '^(?:\\[ )?(?:WARNING|INFO|ERR|BUG): (?:' +
     [
       'possible circular locking dependency detected',
       'possible recursive locking detected',
@@ -260,7 +253,7 @@ const RULES: readonly Rule[] = [
     re: /^BUG: (?:unable to handle\b|kernel NULL pointer dereference\b|Unable to handle kernel\b)/,
     role: 'lead',
   },
-  { kind: 'bug', re: /^BUG: /, role: 'standalone' },
+  { kind: 'bug', re: /^BUG: /, role: 'standalone', stampedOnly: true },
   { kind: 'bug', re: /^[Kk]ernel BUG at /, role: 'banner', family: 'bug' },
   // SLUB debug: "BUG kmalloc-64 (Not tainted): Objects remaining ..." (fstests "BUG .* remaining").
   { kind: 'bug', re: /^BUG [\w.:-]+ \([^)]*\): /, role: 'standalone' },
@@ -308,7 +301,7 @@ const RULES: readonly Rule[] = [
     role: 'banner',
     family: 'warn',
   },
-  { kind: 'warning', re: /^WARNING: /, role: 'standalone', shape: 'line' },
+  { kind: 'warning', re: /^WARNING: /, role: 'standalone', shape: 'line', stampedOnly: true },
 ];
 
 const CUT_HERE_RE = /^-{3,}\[ cut here \]-{3,}$/;
@@ -338,10 +331,12 @@ interface Detection {
   text: string;
 }
 
-function detect(text: string): Detection | null {
-  const t = text.trimStart();
+function detect(line: DmesgLine): Detection | null {
+  const t = line.text.trimStart();
   if (BENIGN.some((re) => re.test(t))) return null;
-  for (const rule of RULES) if (rule.re.test(t)) return { rule, text: t };
+  for (const rule of RULES) {
+    if (rule.re.test(t) && !(rule.stampedOnly && line.ts === null)) return { rule, text: t };
+  }
   return null;
 }
 
@@ -351,25 +346,27 @@ interface Incident {
   triggers: string[];
   lines: DmesgLine[];
   seen: number; // lines consumed, including those past the excerpt cap
-  banner: Family | null;
+  banner: Family | undefined;
   inPreamble: boolean;
   inTrace: boolean;
   key: string | undefined;
 }
 
+const keyOf = (d: Detection): string | undefined => d.rule.joinKey?.(d.text);
+
 function open(line: DmesgLine, d: Detection | null): Incident {
-  const rule = d?.rule ?? null;
+  const rule = d ? d.rule : null;
   return {
     rule,
     header: line,
     triggers: d ? [d.text] : [],
     lines: [line],
     seen: 1,
-    banner: rule?.role === 'banner' ? (rule.family ?? null) : null,
+    banner: rule?.role === 'banner' ? rule.family : undefined,
     inPreamble: true,
     // A one-line message has no preamble: anything that is not a stack dump ends it.
     inTrace: rule?.shape === 'line',
-    key: d ? rule?.joinKey?.(d.text) : undefined,
+    key: d ? keyOf(d) : undefined,
   };
 }
 
@@ -381,14 +378,14 @@ function append(inc: Incident, line: DmesgLine): void {
 // Whether header `d` belongs to the report `inc` is still printing rather than starting one.
 function absorbs(inc: Incident, d: Detection): boolean {
   const r = d.rule;
-  if (inc.rule && inc.key !== undefined && inc.rule.joinKey === r.joinKey && r.joinKey?.(d.text) === inc.key) {
+  if (inc.key !== undefined && inc.rule?.joinKey === r.joinKey && keyOf(d) === inc.key) {
     return true;
   }
   if (!inc.inPreamble) return false;
   // After "cut here" the first header names the report, whatever it is.
   if (inc.rule === null) return true;
   if (r.role === 'banner') {
-    if (inc.banner === null) return inc.rule.role === 'lead';
+    if (inc.banner === undefined) return inc.rule.role === 'lead';
     // BUG() traps, and die() prints its own "invalid opcode"/"Internal error: Oops - BUG" banner.
     return inc.banner === 'bug' && r.family === 'oops';
   }
@@ -404,13 +401,13 @@ function absorb(inc: Incident, line: DmesgLine, d: Detection): void {
   append(inc, line);
   inc.triggers.push(d.text);
   const r = d.rule;
-  if (r.role === 'banner' && inc.banner === null) inc.banner = r.family ?? null;
+  if (r.role === 'banner' && inc.banner === undefined) inc.banner = r.family;
   // The most specific line names the incident: the refcount_t or list_del message rather than
   // the generic WARNING/BUG banner that carries it; the banner when "cut here" was all so far.
   if (inc.rule === null || (r.role === 'lead' && inc.rule.kind === 'warning')) {
     inc.rule = r;
     inc.header = line;
-    inc.key = r.joinKey?.(d.text);
+    inc.key = keyOf(d);
     if (r.shape === 'line') inc.inTrace = true;
   }
 }
@@ -448,7 +445,7 @@ export function scanDmesg(lines: DmesgLine[], opts: ScanOptions = {}): DmesgFind
     if (CUT_HERE_RE.test(trimmed)) {
       const inc: Incident | null = cur;
       // list_del/refcount messages may come before "cut here" (CHECK_DATA_CORRUPTION's pr_err).
-      if (inc && inc.inPreamble && inc.rule?.role === 'lead' && inc.banner === null) {
+      if (inc && inc.inPreamble && inc.rule?.role === 'lead' && inc.banner === undefined) {
         append(inc, line);
         continue;
       }
@@ -457,7 +454,7 @@ export function scanDmesg(lines: DmesgLine[], opts: ScanOptions = {}): DmesgFind
       continue;
     }
 
-    const d = detect(text);
+    const d = detect(line);
     if (d) {
       const inc: Incident | null = cur;
       if (inc && absorbs(inc, d)) {

@@ -164,8 +164,11 @@ export class SshTarget {
         ch.on('exit', (code: number | null, sig?: string) => {
           exitCode = code;
           signal = sig ?? null;
-          // busybox/coreutils timeout -s KILL: the child dies of SIGKILL, timeout exits 137 (124 for TERM).
-          if (code === 137 || code === 124) timedOut = true;
+          // The guest-side timer fired: busybox timeout exits 137 after killing the command;
+          // coreutils timeout signals its whole process group, itself included (signal KILL).
+          // Only counted when the bound has really elapsed: an early SIGKILL (OOM) is not a timeout.
+          const killed = code === 137 || code === 124 || sig === 'KILL' || sig === 'SIGKILL';
+          if (killed && performance.now() - started >= cmd.timeoutMs * 0.9) timedOut = true;
         });
         ch.on('close', () => finish());
         if (cmd.input !== undefined) ch.end(cmd.input);

@@ -15,9 +15,17 @@ export interface TapPoint {
 function yamlScalar(v: string | number | boolean | null): string {
   if (v === null) return 'null';
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  // Quote anything a YAML reader could take for another type or syntax.
-  if (v === '' || /^[\s-?:,[\]{}#&*!|>'"%@`]|[:#]\s|\s$|^(true|false|null|yes|no|on|off|~)$|^[-+.\d]/i.test(v)) return JSON.stringify(v);
+  // Quote anything a YAML reader could take for another type or syntax: ' #' starts a
+  // comment (the rest of the value would be dropped), a trailing ':' is a mapping key (a
+  // parse error), and control characters such as '\r' are line breaks or not allowed.
+  if (v === '' || /^[\s-?:,[\]{}#&*!|>'"%@`]|[:#]\s|\s#|:$|\s$|[\x00-\x08\x0a-\x1f\x7f]|^(true|false|null|yes|no|on|off|~)$|^[-+.\d]/i.test(v)) return JSON.stringify(v);
   return v;
+}
+
+// A literal block keeps a multi-line string readable; it cannot hold a trailing newline
+// (chomped) or control characters other than tab, so those strings are double-quoted.
+function blockSafe(v: string): boolean {
+  return !v.endsWith('\n') && !/[\x00-\x08\x0b-\x1f\x7f]/.test(v);
 }
 
 /** Returns YAML lines (no indentation) for a mapping of diagnostics. */
@@ -32,7 +40,9 @@ export function formatYaml(obj: Record<string, YamlValue>, indent = ''): string[
       }
       out.push(`${indent}${key}:`);
       for (const item of v) {
-        if (item !== null && typeof item === 'object' && !Array.isArray(item)) {
+        if (item !== null && typeof item === 'object' && !Array.isArray(item) && Object.keys(item).length === 0) {
+          out.push(`${indent}- {}`);
+        } else if (item !== null && typeof item === 'object' && !Array.isArray(item)) {
           const lines = formatYaml(item, `${indent}  `);
           out.push(`${indent}- ${(lines[0] ?? '').trimStart()}`, ...lines.slice(1));
         } else if (Array.isArray(item)) {
@@ -42,9 +52,15 @@ export function formatYaml(obj: Record<string, YamlValue>, indent = ''): string[
         }
       }
     } else if (v !== null && typeof v === 'object') {
-      out.push(`${indent}${key}:`, ...formatYaml(v, `${indent}  `));
+      // A bare "key:" would read back as null.
+      if (Object.keys(v).length === 0) out.push(`${indent}${key}: {}`);
+      else out.push(`${indent}${key}:`, ...formatYaml(v, `${indent}  `));
+    } else if (typeof v === 'string' && v.includes('\n') && blockSafe(v)) {
+      // The explicit indentation indicator (2) keeps a first line that starts with spaces
+      // from being taken as the block's indentation (a parse error for the lines after it).
+      out.push(`${indent}${key}: |2-`, ...v.split('\n').map((l) => `${indent}  ${l.replace(/\t/g, '    ')}`));
     } else if (typeof v === 'string' && v.includes('\n')) {
-      out.push(`${indent}${key}: |-`, ...v.split('\n').map((l) => `${indent}  ${l.replace(/\t/g, '    ')}`));
+      out.push(`${indent}${key}: ${JSON.stringify(v)}`);
     } else {
       out.push(`${indent}${key}: ${yamlScalar(v)}`);
     }

@@ -1,0 +1,107 @@
+// End to end, for real: builds the guest image, boots Debian's 6.1 kernel under QEMU with two
+// emulated NVDIMMs, sets up fsdax ext4 and xfs, runs the suite and checks the TAP, the exit
+// code and the evidence on disk. Slow lane (a boot under TCG): run by `npm test` and CI.
+import t from 'tap';
+import { execa } from 'execa';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Parser } from 'tap-parser';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const cli = join(root, 'harness', 'dist', 'cli.js');
+const results = mkdtempSync(join(tmpdir(), 'dax-e2e-'));
+t.teardown(() => rmSync(results, { recursive: true, force: true }));
+
+interface ParsedTap {
+  ok: boolean;
+  plan: number;
+  count: number;
+  failures: unknown[];
+  children: { name: string; plan: number; count: number; pass: number; names: string[] }[];
+  extra: string[];
+}
+
+function parseTap(text: string): Promise<ParsedTap> {
+  return new Promise((resolve) => {
+    const p = new Parser();
+    const children: ParsedTap['children'] = [];
+    const extra: string[] = [];
+    p.on('extra', (e: string) => extra.push(e));
+    p.on('child', (c: Parser) => {
+      const names: string[] = [];
+      c.on('assert', (a: { name: string }) => names.push(a.name));
+      c.on('complete', (r: { plan: { end: number }; count: number; pass: number }) =>
+        children.push({ name: c.name, plan: r.plan.end, count: r.count, pass: r.pass, names }),
+      );
+    });
+    p.on('complete', (r: { ok: boolean; plan: { end: number }; count: number; failures: unknown[] }) =>
+      resolve({ ok: r.ok, plan: r.plan.end, count: r.count, failures: r.failures, children, extra }),
+    );
+    p.end(text);
+  });
+}
+
+t.test('the default run on Debian 6.1 passes on ext4 and xfs and keeps its evidence', async (t) => {
+  const r = await execa(process.execPath, [cli, 'run', '--results', results], { reject: false, timeout: 900_000, all: false });
+  t.equal(r.exitCode, 0, `exit code 0 (stderr tail: ${r.stderr.split('\n').slice(-5).join(' | ')})`);
+  t.match(r.stdout, /^TAP version 14\n/, 'stdout is TAP 14');
+
+  const tap = await parseTap(r.stdout);
+  t.equal(tap.failures.length, 0, 'tap-parser reports no failures or parse errors');
+  t.same(tap.extra, [], 'no non-TAP lines on stdout');
+  t.equal(tap.plan, 2, 'plan: one subtest per filesystem');
+  t.equal(tap.count, 2);
+  t.same(tap.children.map((c) => c.name).sort(), ['ext4', 'xfs']);
+  for (const c of tap.children) {
+    t.equal(c.plan, c.count, `${c.name}: subtest plan matches its points`);
+    t.ok(c.count >= 3, `${c.name}: at least 3 tests`);
+    t.same(c.names, ['mmap-fault-4k', 'mmap-fault-2m', 'odirect-pin', 'uring-longterm'], `${c.name}: test names`);
+  }
+
+  const runs = readdirSync(results);
+  t.equal(runs.length, 1, 'one run directory');
+  const dir = join(results, runs[0]!);
+  for (const f of ['results.tap', 'console.log', 'dmesg.txt', 'run.json', 'tests.jsonl']) t.ok(existsSync(join(dir, f)), `${f} written`);
+  // execa strips the final newline of stdout.
+  t.equal(readFileSync(join(dir, 'results.tap'), 'utf8').trimEnd(), r.stdout.trimEnd(), 'the TAP on disk is what was printed');
+  const run = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));
+  t.equal(run.exitCode, 0);
+  t.equal(run.model.name, 'legacy', '6.1 is detected as the legacy (1-based) refcount model');
+  t.ok(run.bootToSshMs > 0 && run.bootToSshMs < 120_000, `boot to SSH recorded (${run.bootToSshMs} ms)`);
+  t.same(run.counts, { pass: 8 });
+  const recs = readFileSync(join(dir, 'tests.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  t.equal(recs.length, 8, 'one record per test and filesystem');
+  const dmesg = readFileSync(join(dir, 'dmesg.txt'), 'utf8');
+  t.match(dmesg, /dax-harness: BEGIN ext4-mmap-fault-4k/, 'markers bracket each test in dmesg');
+  t.match(dmesg, /dax_probe: loaded \(format v1\)/, 'the probe module loaded');
+  t.match(readFileSync(join(dir, 'console.log'), 'utf8'), /dax-harness-init: ready/, 'the console log has the boot');
+  for (const rec of recs) {
+    t.equal(rec.report?.dax, true, `${rec.id}: the helper saw a DAX file`);
+    t.ok(rec.checks.length >= 5 && rec.checks.every((c: { ok: boolean }) => c.ok), `${rec.id}: every refcount check held`);
+  }
+  t.match(readFileSync(join(dir, 'results.tap'), 'utf8'), /duration_ms: \d+/, 'YAML diagnostics carry duration_ms');
+});
+
+t.test('a kernel that is not a kernel is a boot error (exit 2) with the console tail, not a test failure', async (t) => {
+  const fakeKernel = join(results, 'not-a-bzImage');
+  await execa('sh', ['-c', `head -c 4096 /dev/urandom > ${fakeKernel}`]);
+  const cache = join(process.env.HOME ?? '/root', '.cache', 'dax-harness', 'kernels');
+  const deb = readdirSync(cache).find((d) => d.startsWith('debian-'));
+  t.ok(deb, 'the Debian kernel is cached by the first test');
+  const release = deb!.replace(/^debian-/, '');
+  const modules = join(cache, deb!, 'lib', 'modules', release);
+  const r = await execa(process.execPath, [cli, 'run', '--results', results, '--kernel', fakeKernel, '--modules', modules, '--kernel-build', `/usr/src/linux-headers-${release}`, '--boot-timeout', '60'], {
+    reject: false,
+    timeout: 300_000,
+  });
+  t.equal(r.exitCode, 2, 'infrastructure exit code');
+  t.match(r.stderr, /boot error: the guest did not boot: QEMU exit code/, 'says the boot failed and why');
+  const tap = await parseTap(r.stdout);
+  t.equal(tap.plan, 2);
+  t.equal(tap.failures.length, 2, 'both subtests are reported, not ok');
+  t.match(r.stdout, /# Subtest: ext4[\s\S]*INFRASTRUCTURE ERROR/, 'points are marked as infrastructure errors');
+  const runs = readdirSync(results).filter((d) => d !== 'not-a-bzImage');
+  t.equal(runs.length, 2, 'the second run got its own directory; the first is untouched');
+});

@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// Set-up that `npm start` and `npm test` run first on any machine: npm packages (npm ci when
+// node_modules is missing or stale), the TypeScript build, and with --test the Debian
+// packages the test suite itself needs (a real sshd). The harness installs its own
+// run-time packages (QEMU, ndctl, ...) when it runs.
+import { existsSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const args = new Set(process.argv.slice(2));
+
+function run(argv, opts = {}) {
+  const r = spawnSync(argv[0], argv.slice(1), { cwd: root, stdio: ['ignore', 'inherit', 'inherit'], ...opts });
+  if (r.status !== 0) {
+    process.stderr.write(`bootstrap: ${argv.join(' ')} failed (exit ${r.status ?? r.signal})\n`);
+    process.exit(2);
+  }
+}
+
+const lock = join(root, 'package-lock.json');
+const marker = join(root, 'node_modules', '.package-lock.json');
+if (!existsSync(marker) || statSync(marker).mtimeMs < statSync(lock).mtimeMs) {
+  process.stderr.write('bootstrap: installing npm packages (npm ci)\n');
+  run(['npm', 'ci', '--no-audit', '--no-fund', '--loglevel=error'], { stdio: ['ignore', 'ignore', 'inherit'] });
+}
+run([process.execPath, join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')]);
+
+if (args.has('--test')) {
+  // The SSH target is tested against a real OpenSSH server on 127.0.0.1.
+  const need = [
+    ['/usr/sbin/sshd', 'openssh-server'],
+    ['/usr/bin/ssh-keygen', 'openssh-client'],
+  ].filter(([p]) => !existsSync(p));
+  if (need.length > 0) {
+    const pkgs = need.map(([, p]) => p);
+    if (process.getuid?.() !== 0) {
+      process.stderr.write(`bootstrap: the tests need ${pkgs.join(' ')}; install them: sudo apt-get install ${pkgs.join(' ')}\n`);
+      process.exit(2);
+    }
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    run(['apt-get', 'update', '-q'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+    run(['apt-get', 'install', '-y', '-q', '--no-install-recommends', ...pkgs], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+}
