@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, renameSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { HarnessError } from './errors.js';
-import { runChecked, runCommand } from './proc.js';
+import { runChecked, runCommand, type ProcessResult } from './proc.js';
 
 export interface KernelSpec {
   /** Kernel release, the name of its /lib/modules directory (uname -r). */
@@ -32,9 +32,15 @@ export function releaseOfImagePackage(pkg: string): string {
 }
 
 /** Resolves the Debian kernel ABI to test: the given release, or what linux-image-amd64 points at. */
-export async function resolveDistroRelease(release: string | undefined): Promise<string> {
+export async function resolveDistroRelease(release: string | undefined, mayUpdateApt: boolean): Promise<string> {
   if (release) return release;
-  const r = await runCommand({ argv: ['apt-cache', 'depends', DISTRO_META_PACKAGE], timeoutMs: 60_000 });
+  const ask = (): Promise<ProcessResult> => runCommand({ argv: ['apt-cache', 'depends', DISTRO_META_PACKAGE], timeoutMs: 60_000 });
+  let r = await ask();
+  // A fresh machine may have no package lists yet: fetch them once and ask again.
+  if (!parseMetaDepends(r.stdout) && mayUpdateApt) {
+    await runCommand({ argv: ['apt-get', 'update', '-q'], env: { DEBIAN_FRONTEND: 'noninteractive' }, timeoutMs: 600_000 });
+    r = await ask();
+  }
   const pkg = parseMetaDepends(r.stdout);
   if (!pkg) {
     throw new HarnessError('config', `cannot tell which kernel ${DISTRO_META_PACKAGE} points at (apt-cache depends printed nothing useful)`, {

@@ -63,7 +63,7 @@ export function exitCodeFor(outcomes: Outcome[]): number {
 /** Gets the kernel, helpers, probe and the cached guest image ready. */
 export async function prepare(cfg: HarnessConfig, log: (s: string) => void): Promise<Prepared> {
   const t0 = performance.now();
-  const release = cfg.kernel.kind === 'distro' ? await resolveDistroRelease(cfg.kernel.release) : undefined;
+  const release = cfg.kernel.kind === 'distro' ? await resolveDistroRelease(cfg.kernel.release, cfg.allowInstall && process.getuid?.() === 0) : undefined;
   await ensureRequirements(planRequirements({ headersFor: release }), cfg.allowInstall, log);
   const kernel =
     cfg.kernel.kind === 'distro'
