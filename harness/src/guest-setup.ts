@@ -46,7 +46,9 @@ export function planFsSetup(profile: QemuProfile, filesystems: FsType[]): FsSetu
         { argv: ['ndctl', 'disable-region', `region${i}`], timeoutMs: 30_000 },
         { argv: ['ndctl', 'init-labels', '-f', `nmem${i}`], timeoutMs: 30_000 },
         { argv: ['ndctl', 'enable-region', `region${i}`], timeoutMs: 30_000 },
-        { argv: ['ndctl', 'create-namespace', '-r', `region${i}`, '-m', 'fsdax', '-M', map], timeoutMs: 60_000 },
+        // The label area eats into the region: without an explicit size the namespace is not
+        // a multiple of the region's 16 MiB alignment and ndctl refuses it ("misaligned").
+        { argv: ['ndctl', 'create-namespace', '-r', `region${i}`, '-m', 'fsdax', '-M', map, '-s', `${Math.floor((nv.sizeMiB - 1) / 16) * 16}M`], timeoutMs: 60_000 },
       ];
     } else if (nv) {
       namespace = [{ argv: ['ndctl', 'create-namespace', '-f', '-e', `namespace${i}.0`, '-m', 'fsdax', '-M', map], timeoutMs: 60_000 }];

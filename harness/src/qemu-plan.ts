@@ -82,9 +82,11 @@ export function planQemu(input: QemuPlanInput): CommandPlan {
     argv.push('-m', `${profile.memoryMiB}M`);
   }
   profile.nvdimms.forEach((nv, i) => {
-    // share=on: guest writes reach the file (a real persistence domain); align=2M lets the
-    // guest map the namespace with PMDs.
-    argv.push('-object', `memory-backend-file,id=pmem${i},share=on,mem-path=${input.pmemFiles[i]},size=${nv.sizeMiB}M,align=2M`);
+    // share=on: guest writes reach the file (a real persistence domain). align=16M: QEMU
+    // places each NVDIMM at its backend's alignment, and a label area (kept at the end of
+    // the backend) shortens the device, so with 2M the next region starts off the 16 MiB
+    // boundary Linux wants for namespaces ("misaligned to 16M").
+    argv.push('-object', `memory-backend-file,id=pmem${i},share=on,mem-path=${input.pmemFiles[i]},size=${nv.sizeMiB}M,align=16M`);
     const label = nv.labelKiB ? `,label-size=${nv.labelKiB}K` : '';
     argv.push('-device', `nvdimm,id=nvdimm${i},memdev=pmem${i}${label}`);
   });
