@@ -74,7 +74,7 @@ function list(v: string | undefined): string[] {
 function seconds(flag: string, v: string | undefined, dflt: number | null): number | null {
   if (v === undefined) return dflt;
   const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new HarnessError('config', `${flag} ${v}: not a positive number of seconds`, { hint: `e.g. ${flag} 120` });
+  if (!Number.isFinite(n) || n < 1) throw new HarnessError('config', `${flag} ${v}: not a number of seconds (1 or more)`, { hint: `e.g. ${flag} 120` });
   return Math.round(n * 1000);
 }
 
@@ -123,6 +123,7 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
   if (unknown.length > 0) {
     throw new HarnessError('config', `unknown test name(s): ${unknown.join(', ')}`, { hint: 'run `dax-harness list` for the names' });
   }
+  if (o['kernel-build'] && !o.kernel) throw new HarnessError('config', '--kernel-build given without --kernel', { hint: 'the Debian kernel uses its headers package; pass --kernel and --modules with it' });
   if (o.modules && !o.kernel) throw new HarnessError('config', '--modules given without --kernel', { hint: 'pass both, or neither for the Debian kernel' });
   const home = env.HOME || homedir();
   // XDG base directories: an empty or relative XDG_CACHE_HOME is to be ignored, not used.

@@ -92,11 +92,13 @@ export function parseStatxAttributes(text: string): number | null {
 
 /** Returns the options of a mountpoint from /proc/mounts text. */
 export function parseMountOptions(procMounts: string, mountpoint: string): string | null {
+  // With mounts stacked on one point, the last one is the one visible.
+  let found: string | null = null;
   for (const line of procMounts.split('\n')) {
     const f = line.split(' ');
-    if (f[1] === mountpoint) return f[3] ?? null;
+    if (f[1] === mountpoint) found = f[3] ?? null;
   }
-  return null;
+  return found;
 }
 
 async function must(ssh: SshTarget, cmd: GuestCommand, what: string): Promise<string> {

@@ -123,6 +123,13 @@ async function libsOf(bins: string[]): Promise<string[]> {
   const libs = new Set<string>();
   for (const b of bins) {
     const r = await runCommand({ argv: ['ldd', b], timeoutMs: 10_000 });
+    // A library the host cannot resolve would only fail inside the guest, far from the cause.
+    const missing = /^\s*(\S+) => not found/m.exec(r.stdout);
+    if (missing) {
+      throw new HarnessError('config', `${b} needs ${missing[1]}, which the host does not have; it cannot go into the guest image`, {
+        hint: 'reinstall the package that provides the program (dax-harness doctor lists them)',
+      });
+    }
     for (const l of parseLdd(r.stdout)) libs.add(l);
   }
   return [...libs].sort();

@@ -54,7 +54,10 @@ export function parseHelperReport(stdout: string): HelperReport | null {
     if (!t.startsWith('{')) continue;
     try {
       const r = JSON.parse(t) as HelperReport;
-      if (typeof r.helper === 'string' && Array.isArray(r.obs) && ['ok', 'fail', 'skip'].includes(r.result)) return r;
+      // extra is part of the contract; judges read it without checking.
+      if (typeof r.helper === 'string' && Array.isArray(r.obs) && ['ok', 'fail', 'skip'].includes(r.result)) {
+        return { ...r, extra: r.extra !== null && typeof r.extra === 'object' ? r.extra : {} };
+      }
     } catch {
       // not the report line
     }

@@ -66,7 +66,10 @@ for (const name of profileNames) {
     t.equal(objects.length, n, 'one memory backend per NVDIMM');
     t.equal(devices.length, n, 'one nvdimm device per NVDIMM');
     profile.nvdimms.forEach((nv, i) => {
-      t.equal(objects[i], `memory-backend-file,id=pmem${i},share=on,mem-path=/r/pmem/pmem${i}.img,size=${nv.sizeMiB}M,align=2M`);
+      t.equal(objects[i], `memory-backend-file,id=pmem${i},share=on,mem-path=/r/pmem/pmem${i}.img,size=${nv.sizeMiB}M,align=16M`);
+      // Every region must start on Linux's 16 MiB namespace alignment (which is also a
+      // multiple of the 2 MiB PMD size): the sizes before it must keep that alignment.
+      t.equal(nv.sizeMiB % 16, 0, `NVDIMM ${i} size is a multiple of 16 MiB`);
       const label = nv.labelKiB ? `,label-size=${nv.labelKiB}K` : '';
       t.equal(devices[i], `nvdimm,id=nvdimm${i},memdev=pmem${i}${label}`);
     });

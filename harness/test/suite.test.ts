@@ -1,0 +1,208 @@
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { detectRefcountModel } from '../src/model.js';
+import { parseHelperReport, selectTests, SUITE, type Check, type HelperObs, type HelperReport, type TestDef } from '../src/suite.js';
+
+const fixture = (p: string): string => readFileSync(new URL(`fixtures/${p}`, import.meta.url), 'utf8');
+const LEGACY = detectRefcountModel(new Set(['__put_devmap_managed_page_refs']));
+const FOLIO = detectRefcountModel(new Set(['vmf_insert_folio_pmd', 'vmf_insert_page_mkwrite']));
+const NAMES = ['mmap-fault-4k', 'mmap-fault-2m', 'odirect-pin', 'uring-longterm'] as const;
+type Name = (typeof NAMES)[number];
+
+function test(name: Name): TestDef {
+  const d = SUITE.find((s) => s.name === name);
+  if (!d) throw new Error(`no test ${name}`);
+  return d;
+}
+
+/** The helper report a 6.1 guest really printed (results of a run, ext4). */
+function legacyReport(name: Name): HelperReport {
+  const r = parseHelperReport(fixture(`helpers/legacy-6.1-${name}.stdout.txt`));
+  if (!r) throw new Error(`fixture for ${name} does not parse`);
+  return r;
+}
+
+function ob(phase: string, pfn: number, refcount: number, mapcount: number, order = 0): HelperObs {
+  return { phase, pfn, refcount, mapcount, pincount: order > 0 ? 0 : -1, zone_device: 1, order };
+}
+
+// Reports a 6.15+ (folio model) guest is expected to print, built to the helper contract in
+// kernel-tests/README.md: idle 0, each mapping one reference and one mapcount.
+function folioReport(name: Name): HelperReport {
+  const base = { v: 1, result: 'ok' as const, reason: '', dax: true };
+  switch (name) {
+    case 'mmap-fault-4k':
+      return { ...base, helper: 'dax-fault', obs: [ob('mapped', 0x109401, 1, 1), ob('mapped_last', 0x109410, 1, 1), ob('unmapped', 0x109401, 0, 0), ob('unmapped_last', 0x109410, 0, 0)], extra: { pages: 16, vaddr_pmd_aligned: false, pfn_contig: true, huge_aligned: false } };
+    case 'mmap-fault-2m':
+      // One PMD mapping of an order-9 folio: folio refcount and mapcount are 1 for head and tail.
+      return { ...base, helper: 'dax-fault', obs: [ob('mapped', 0x109600, 1, 1, 9), ob('mapped_last', 0x1099ff, 1, 1, 9), ob('unmapped', 0x109600, 0, 0, 9), ob('unmapped_last', 0x1099ff, 0, 0, 9)], extra: { pages: 1024, vaddr_pmd_aligned: true, pfn_contig: true, huge_aligned: true } };
+    case 'odirect-pin':
+      // Direct I/O pins with FOLL_PIN: +1024 on an order-0 folio while in flight.
+      return { ...base, helper: 'dax-odirect-pin', obs: [ob('before', 0x10927f, 1, 1), ob('during', 0x10927f, 1025, 1), ob('after', 0x10927f, 1, 1), ob('unmapped', 0x10927f, 0, 0)], extra: { during_samples: 10, io_ms: 2001, io_ret: 4096 } };
+    case 'uring-longterm':
+      return { ...base, helper: 'dax-uring-pin', obs: [ob('before', 0x109411, 1, 1), ob('after_register', 0x109411, 1, 1), ob('unmapped', 0x109411, 0, 0)], extra: { control_ret: 0, register_ret: -95, pin_acquired_delta: 0, pin_released_delta: 0 } };
+  }
+}
+
+function withObs(r: HelperReport, phase: string, patch: Partial<HelperObs>): HelperReport {
+  return { ...r, obs: r.obs.map((o) => (o.phase === phase ? { ...o, ...patch } : o)) };
+}
+
+function failed(checks: Check[]): Check[] {
+  return checks.filter((c) => !c.ok);
+}
+
+t.test('parseHelperReport', async (t) => {
+  const stdout = fixture('helpers/legacy-6.1-odirect-pin.stdout.txt');
+  const r = parseHelperReport(stdout);
+  t.same(r, JSON.parse(stdout), 'the one JSON line of a real helper run');
+  t.equal(r?.extra.io_ms, 2001);
+
+  // stdout and stderr mixed (e.g. a shell wrapper with 2>&1): probe lines are not JSON.
+  const mixed = `${fixture('helpers/legacy-6.1-mmap-fault-4k.stderr.txt')}${fixture('helpers/legacy-6.1-mmap-fault-4k.stdout.txt')}`;
+  t.equal(parseHelperReport(mixed)?.helper, 'dax-fault');
+
+  const first = { ...legacyReport('mmap-fault-4k'), result: 'fail', reason: 'first' };
+  const last = { ...legacyReport('mmap-fault-4k'), reason: 'last' };
+  t.equal(parseHelperReport(`${JSON.stringify(first)}\n${JSON.stringify(last)}\n`)?.reason, 'last', 'the last report line wins');
+  t.equal(
+    parseHelperReport(`${JSON.stringify(last)}\r\n{"not":"a report"}\n{"helper":"dax-fault","v":1,"res\nSegmentation fault\n\n`)?.reason,
+    'last',
+    'later garbage, truncated JSON and non-report objects are skipped',
+  );
+  t.equal(parseHelperReport('{"helper":"dax-fault","v":1,"result":"ok","reason":"","dax":true,"obs":[{"phase":"mapped"'), null, 'truncated JSON only: null');
+  t.equal(parseHelperReport(''), null);
+  t.equal(parseHelperReport('dax-fault: open: main: No such file or directory\n'), null);
+  t.equal(parseHelperReport('{"helper":"dax-fault","result":"maybe","obs":[]}'), null, 'unknown result value');
+  t.equal(parseHelperReport('{"helper":"dax-fault","result":"ok","obs":{}}'), null, 'obs must be an array');
+  t.equal(parseHelperReport('{"helper":7,"result":"ok","obs":[]}'), null, 'helper must be a string');
+  t.equal(parseHelperReport('[{"helper":"dax-fault","result":"ok","obs":[]}]'), null, 'an array is not a report');
+  t.equal(parseHelperReport('{"helper":"dax-uring-pin","v":1,"result":"skip","reason":"io_uring_setup: main: Function not implemented","dax":true,"obs":[],"extra":{}}')?.result, 'skip');
+});
+
+t.test('the suite', async (t) => {
+  t.same(SUITE.map((s) => s.name), [...NAMES]);
+  for (const d of SUITE) {
+    t.ok(d.description.length > 40, `${d.name} says what it checks`);
+    const argv = d.argv({ mountpoint: '/mnt/xfs', fs: 'xfs' });
+    t.ok(argv.every((a) => typeof a === 'string' && a !== ''), `${d.name}: argv has no empty words`);
+    t.ok(argv.some((a) => a.startsWith('/opt/dax/bin/dax-')), `${d.name}: runs a helper from /opt/dax/bin`);
+    const file = argv[argv.indexOf('--file') + 1];
+    t.equal(file, `/mnt/xfs/${d.name}`, `${d.name}: test file on the filesystem under test, named after the test`);
+    // The helper's own alarm must fire before the harness gives up on it, so a hang still
+    // yields a JSON report (the odirect wrapper may first wait up to 20 s for /dev/nullb0).
+    const helperTimeoutS = Number(argv[argv.indexOf('--timeout') + 1]);
+    const wait = d.name === 'odirect-pin' ? 20 : 0;
+    t.ok((helperTimeoutS + wait) * 1000 < d.timeoutMs, `${d.name}: helper timeout ${helperTimeoutS} s + ${wait} s < ${d.timeoutMs} ms`);
+  }
+  const fault2m = test('mmap-fault-2m').argv({ mountpoint: '/mnt/ext4', fs: 'ext4' });
+  t.same(fault2m.slice(fault2m.indexOf('--size'), fault2m.indexOf('--size') + 4), ['--size', '4m', '--align', '2m']);
+  const fault4k = test('mmap-fault-4k').argv({ mountpoint: '/mnt/ext4', fs: 'ext4' });
+  t.same(fault4k.slice(fault4k.indexOf('--size'), fault4k.indexOf('--size') + 4), ['--size', '64k', '--align', '4k']);
+  t.ok(fault4k.includes('--write'));
+  const od = test('odirect-pin').argv({ mountpoint: '/mnt/ext4', fs: 'ext4' });
+  t.same(od.slice(0, 2), ['sh', '-c']);
+  t.match(od[2], /exec "\$@"$/, 'the wait wrapper execs the helper with its own argv');
+  t.equal(od[3], 'wait-nullb', '$0 of the wrapper');
+  t.same(od.slice(od.indexOf('--dev'), od.indexOf('--dev') + 2), ['--dev', '/dev/nullb0']);
+});
+
+for (const name of NAMES) {
+  t.test(`${name}: judge`, async (t) => {
+    const d = test(name);
+    const legacyChecks = d.judge(legacyReport(name), LEGACY);
+    t.ok(legacyChecks.length >= 5, 'several checks');
+    t.same(failed(legacyChecks), [], 'the real 6.1 report passes under the legacy model');
+    t.ok(legacyChecks.every((c) => c.actual !== 'not observed'));
+    t.equal(new Set(legacyChecks.map((c) => c.name)).size, legacyChecks.length, 'check names are unique');
+
+    const folioChecks = d.judge(folioReport(name), FOLIO);
+    t.same(failed(folioChecks), [], 'a folio-model report passes under the folio model');
+    t.ok(folioChecks.some((c) => c.name.includes('(folio model)')), 'check names say which model judged');
+
+    // The models predict different numbers: each report fails under the other model.
+    t.ok(failed(d.judge(legacyReport(name), FOLIO)).length > 0, 'the 6.1 report fails under the folio model');
+    t.ok(failed(d.judge(folioReport(name), LEGACY)).length > 0, 'the folio report fails under the legacy model');
+
+    const empty = d.judge({ ...legacyReport(name), obs: [], extra: {} }, LEGACY);
+    t.same(failed(empty), empty, 'no observations: every check fails');
+    t.ok(empty.every((c) => c.actual === 'not observed'), 'and says "not observed"');
+  });
+}
+
+t.test('mmap-fault-*: specific failures', async (t) => {
+  const d = test('mmap-fault-4k');
+  const leaked = d.judge(withObs(legacyReport('mmap-fault-4k'), 'unmapped', { refcount: 2 }), LEGACY);
+  t.same(failed(leaked), [{ name: 'unmapped: refcount back to idle (legacy model)', ok: false, expected: '1', actual: '2' }], 'a reference leaked past munmap is caught, and only that');
+
+  const folioLeak = d.judge(withObs(folioReport('mmap-fault-4k'), 'unmapped_last', { refcount: 1 }), FOLIO);
+  t.same(failed(folioLeak).map((c) => [c.name, c.expected, c.actual]), [['unmapped_last: refcount back to idle (folio model)', '0', '1']]);
+
+  const counted = test('mmap-fault-2m').judge(withObs(legacyReport('mmap-fault-2m'), 'mapped', { mapcount: 1 }), LEGACY);
+  t.same(failed(counted).map((c) => c.name), ['mapped: mapcount (legacy model)'], '6.1 never counts fsdax mappings');
+
+  const notDax = test('mmap-fault-2m').judge(withObs(legacyReport('mmap-fault-2m'), 'mapped_last', { zone_device: 0 }), LEGACY);
+  t.same(failed(notDax).map((c) => c.name), ['mapped_last: page is ZONE_DEVICE (fsdax)'], 'a page-cache page is not accepted as fsdax');
+
+  const noTail = d.judge({ ...legacyReport('mmap-fault-4k'), obs: legacyReport('mmap-fault-4k').obs.filter((o) => !o.phase.endsWith('_last')) }, LEGACY);
+  t.ok(failed(noTail).length === 4 && failed(noTail).every((c) => c.name.startsWith('mapped_last') || c.name.startsWith('unmapped_last')), 'missing _last phases fail their checks');
+});
+
+t.test('odirect-pin: specific failures', async (t) => {
+  const d = test('odirect-pin');
+  const noPin = d.judge(withObs(legacyReport('odirect-pin'), 'during', { refcount: 1 }), LEGACY);
+  t.same(failed(noPin), [{ name: 'during: refcount raised by the in-flight I/O', ok: false, expected: '> 1', actual: '1' }], 'a pin that was not observed fails');
+
+  const stuck = d.judge(withObs(legacyReport('odirect-pin'), 'after', { refcount: 2 }), LEGACY);
+  t.same(failed(stuck).map((c) => [c.name, c.expected, c.actual]), [['after: refcount back to the mapped value', '1', '2']], 'a pin not dropped after the I/O fails');
+
+  const fast = d.judge({ ...legacyReport('odirect-pin'), extra: { io_ms: 120, io_ret: 4096, during_samples: 1 } }, LEGACY);
+  t.same(failed(fast).map((c) => [c.name, c.actual]), [['the I/O really was slow (pin window observed)', '120']]);
+
+  const noDuring = d.judge({ ...legacyReport('odirect-pin'), obs: legacyReport('odirect-pin').obs.filter((o) => o.phase !== 'during') }, LEGACY);
+  t.same(failed(noDuring).map((c) => [c.name, c.actual]), [['during: refcount raised by the in-flight I/O', 'not observed']]);
+
+  const noBefore = d.judge({ ...legacyReport('odirect-pin'), obs: legacyReport('odirect-pin').obs.filter((o) => o.phase !== 'before') }, LEGACY);
+  const during = noBefore.find((c) => c.name.startsWith('during'));
+  t.equal(during?.ok, false, 'without a before value, a raise cannot be shown');
+  t.equal(during?.expected, '> ?');
+
+  const noIoMs = d.judge({ ...legacyReport('odirect-pin'), extra: { io_ret: 4096 } }, LEGACY);
+  t.same(failed(noIoMs).map((c) => c.actual), ['not observed']);
+});
+
+t.test('uring-longterm: specific failures', async (t) => {
+  const d = test('uring-longterm');
+  const base = legacyReport('uring-longterm');
+  const accepted = d.judge({ ...base, extra: { ...base.extra, register_ret: 0 } }, LEGACY);
+  t.same(failed(accepted), [{ name: 'io_uring_register_buffers refused', ok: false, expected: '< 0 (-errno)', actual: '0' }], 'a long-term pin of fsdax that succeeds is a failure');
+
+  const leak = d.judge({ ...base, extra: { ...base.extra, pin_acquired_delta: 1, pin_released_delta: 0 } }, LEGACY);
+  t.same(failed(leak).map((c) => [c.name, c.actual]), [['no FOLL_PIN left behind (acquired - released)', '1']], 'an unreleased FOLL_PIN is caught');
+
+  const balanced = d.judge({ ...base, extra: { ...base.extra, pin_acquired_delta: 3, pin_released_delta: 3 } }, LEGACY);
+  t.same(failed(balanced), [], 'pins taken and released again are fine');
+
+  const noCounter = d.judge({ ...base, extra: { control_ret: 0, register_ret: -95, pin_acquired_delta: 0 } }, LEGACY);
+  t.same(failed(noCounter).map((c) => c.actual), ['not observed'], 'a missing counter is not taken as zero');
+
+  const held = d.judge(withObs(base, 'after_register', { refcount: 2 }), LEGACY);
+  t.same(failed(held).map((c) => [c.name, c.actual]), [['after_register: refcount unchanged', '2']]);
+});
+
+t.test('selectTests', async (t) => {
+  t.equal(selectTests([]).tests, SUITE, 'no names: the whole suite');
+  t.same(selectTests([]).unknown, []);
+  const some = selectTests(['uring-longterm', 'mmap-fault-4k']);
+  t.same(some.tests.map((x) => x.name), ['mmap-fault-4k', 'uring-longterm'], 'suite order, not argument order');
+  t.same(some.unknown, []);
+  const bad = selectTests(['odirect-pin', 'mmap-fault-1g', 'ODIRECT-PIN']);
+  t.same(bad.unknown, ['mmap-fault-1g', 'ODIRECT-PIN'], 'unknown names reported (names are case-sensitive)');
+  t.same(bad.tests.map((x) => x.name), ['odirect-pin']);
+  t.same(selectTests(['odirect-pin', 'odirect-pin']).tests.map((x) => x.name), ['odirect-pin'], 'a name given twice runs once');
+});
+
+t.test('a report without extra still parses, with an empty extra', async (t) => {
+  const r = parseHelperReport('{"helper":"dax-uring-pin","v":1,"result":"ok","reason":"","dax":true,"obs":[]}\n');
+  t.same(r?.extra, {});
+});
