@@ -36,12 +36,18 @@ export class ConsoleLog {
   private text = '';
   private base = 0;
 
+  /** Set when the console file could not be written (full disk): the tail in memory stays. */
+  writeError: string | null = null;
+
   constructor(readonly path: string) {
     this.out = createWriteStream(path, { flags: 'a' });
+    this.out.on('error', (err) => {
+      this.writeError ??= err.message;
+    });
   }
 
   feed(chunk: string): void {
-    this.out.write(chunk);
+    if (!this.writeError) this.out.write(chunk);
     this.text += chunk;
     // Keep memory bounded for long runs; the file has everything.
     if (this.text.length > 8_000_000) {
@@ -78,7 +84,11 @@ export class ConsoleLog {
   }
 
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => this.out.end(resolve));
+    if (this.out.destroyed) return;
+    await new Promise<void>((resolve) => {
+      this.out.once('close', resolve);
+      this.out.end();
+    });
   }
 }
 
@@ -92,6 +102,8 @@ export interface GuestOptions {
   consolePath: string;
   bootTimeoutMs: number;
   extraAppend?: string[];
+  /** Host port for SSH; absent = pick a free one. */
+  sshPort?: number;
   log: (s: string) => void;
 }
 
@@ -120,11 +132,42 @@ export function createPmemFiles(profile: QemuProfile, dir: string): string[] {
   });
 }
 
+/** Resolves true if nothing listens on 127.0.0.1:port and we could bind it. */
+export async function isPortFree(port: number): Promise<boolean> {
+  return await new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+// QEMU's message when the SSH forward cannot bind its host port.
+const PORT_TAKEN = /Could not set up host forwarding rule/;
+
 /** Boots a guest and returns once SSH is connected; throws a boot error otherwise. */
 export async function bootGuest(opts: GuestOptions): Promise<Guest> {
+  if (opts.sshPort !== undefined) {
+    if (!(await isPortFree(opts.sshPort))) {
+      throw new HarnessError('config', `--ssh-port ${opts.sshPort}: port ${opts.sshPort} on 127.0.0.1 is already in use`, {
+        hint: 'pick a free port, or leave --ssh-port out and the harness picks one',
+      });
+    }
+    return await bootOnce(opts, opts.sshPort);
+  }
+  // A port found free can be taken by someone else before QEMU binds it: try another.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await bootOnce(opts, await findFreePort());
+    } catch (err) {
+      if (attempt >= 3 || !(err instanceof HarnessError) || !PORT_TAKEN.test(err.detail ?? '')) throw err;
+      opts.log('the SSH port was taken before QEMU could bind it; trying another');
+    }
+  }
+}
+
+async function bootOnce(opts: GuestOptions, sshPort: number): Promise<Guest> {
   const pmemDir = join(opts.workDir, 'pmem');
   const pmemFiles = createPmemFiles(opts.profile, pmemDir);
-  const sshPort = await findFreePort();
   const plan = planQemu({
     profile: opts.profile,
     accel: opts.accel,
@@ -137,8 +180,9 @@ export async function bootGuest(opts: GuestOptions): Promise<Guest> {
   const consoleLog = new ConsoleLog(opts.consolePath);
   consoleLog.feed(`# dax-harness: ${shellQuote(plan.argv)}\n`);
   const started = performance.now();
-  const [file, ...args] = plan.argv;
-  const child: ChildProcess = spawn(file!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // setpriv --pdeathsig: if the harness itself dies (kill -9, OOM), the kernel kills QEMU
+  // too, so no orphaned guest keeps burning a core.
+  const child: ChildProcess = spawn('setpriv', ['--pdeathsig', 'KILL', '--', ...plan.argv], { stdio: ['ignore', 'pipe', 'pipe'] });
   let exitText: string | null = null;
   let fatal: string | null = null;
   const exitedP = new Promise<void>((resolve) => {
@@ -192,6 +236,9 @@ export async function bootGuest(opts: GuestOptions): Promise<Guest> {
       },
       () => (exitText ? `QEMU ${exitText}` : fatal ? `kernel died during boot: ${fatal}` : null),
     );
+    // When QEMU goes, the connection is gone too: say so at once rather than wait for
+    // keepalives, so a crash is reported within a second.
+    void exitedP.then(() => ssh.destroy(`QEMU ${exitText}`));
     const bootToSshMs = Math.round(performance.now() - started);
     opts.log(`guest up: ssh on 127.0.0.1:${sshPort} after ${(bootToSshMs / 1000).toFixed(1)} s (console ${milestones.firstConsoleMs} ms, init ready ${milestones.initReadyMs} ms)`);
     return { ssh, console: consoleLog, plan, bootToSshMs, milestones, exited: () => exitText, stop };

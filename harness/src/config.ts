@@ -26,6 +26,12 @@ export interface HarnessConfig {
   bootTimeoutMs: number;
   /** Overrides every test's own bound when set. */
   testTimeoutMs: number | null;
+  /** How often a test that hit an infrastructure error is retried on a fresh guest. */
+  infraRetries: number;
+  /** Host port for the guest's SSH; null = pick a free one. */
+  sshPort: number | null;
+  /** Extra kernel command-line words. */
+  extraAppend: string[];
   verbose: boolean;
 }
 
@@ -49,6 +55,9 @@ run options:
   --cache DIR            build and download cache (default: ~/.cache/dax-harness)
   --boot-timeout SEC     how long a boot may take to reach SSH (default: 120)
   --test-timeout SEC     override every test's time bound
+  --infra-retries N      retries of a test that hit an infrastructure error (default: 1)
+  --ssh-port PORT        host port for the guest's SSH on 127.0.0.1 (default: a free one)
+  --append WORDS         extra kernel command-line words (repeatable)
   --no-install           never run apt-get; fail with the list of missing packages instead
   --dry-run              print the plans (QEMU command line, guest setup) and exit
   -v, --verbose          progress on stderr
@@ -99,6 +108,9 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
         cache: { type: 'string' },
         'boot-timeout': { type: 'string' },
         'test-timeout': { type: 'string' },
+        'infra-retries': { type: 'string', default: '1' },
+        'ssh-port': { type: 'string' },
+        append: { type: 'string', multiple: true },
         'no-install': { type: 'boolean', default: false },
         'dry-run': { type: 'boolean', default: false },
         verbose: { type: 'boolean', short: 'v', default: false },
@@ -125,6 +137,14 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
   }
   if (o['kernel-build'] && !o.kernel) throw new HarnessError('config', '--kernel-build given without --kernel', { hint: 'the Debian kernel uses its headers package; pass --kernel and --modules with it' });
   if (o.modules && !o.kernel) throw new HarnessError('config', '--modules given without --kernel', { hint: 'pass both, or neither for the Debian kernel' });
+  const retries = Number(o['infra-retries']);
+  if (!Number.isInteger(retries) || retries < 0 || retries > 10) {
+    throw new HarnessError('config', `--infra-retries ${o['infra-retries']}: must be a whole number from 0 to 10`, { hint: 'e.g. --infra-retries 1' });
+  }
+  const sshPort = o['ssh-port'] === undefined ? null : Number(o['ssh-port']);
+  if (sshPort !== null && (!Number.isInteger(sshPort) || sshPort < 1024 || sshPort > 65535)) {
+    throw new HarnessError('config', `--ssh-port ${o['ssh-port']}: not a port from 1024 to 65535`, { hint: 'leave it out and the harness picks a free port' });
+  }
   const home = env.HOME || homedir();
   // XDG base directories: an empty or relative XDG_CACHE_HOME is to be ignored, not used.
   const xdgCache = env.XDG_CACHE_HOME && isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join(home, '.cache');
@@ -144,6 +164,9 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
     allowInstall: !o['no-install'],
     bootTimeoutMs: seconds('--boot-timeout', o['boot-timeout'], 120_000) ?? 120_000,
     testTimeoutMs: seconds('--test-timeout', o['test-timeout'], null),
+    infraRetries: retries,
+    sshPort,
+    extraAppend: (o.append ?? []).flatMap((a) => a.split(/\s+/)).filter(Boolean),
     verbose: o.verbose ?? false,
   });
 }

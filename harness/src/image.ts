@@ -185,7 +185,8 @@ export async function collectImageEntries(input: ImageInput): Promise<CpioEntry[
   if (input.probeKo) {
     const guestPath = `/lib/modules/${kernel.release}/extra/dax_probe.ko`;
     addFile(guestPath, readFileSync(input.probeKo), 0o644);
-    loadLines.push(guestPath);
+    // The fault file exists only for the harness's own self-tests (selftest-* tests).
+    loadLines.push(`${guestPath} selftest_faults=1`);
   }
   addFile('/etc/dax-harness/modules', Buffer.from(`${loadLines.join('\n')}\n`), 0o644);
   for (const h of readdirSync(input.helpersDir).sort()) {

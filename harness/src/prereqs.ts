@@ -71,11 +71,16 @@ export function formatDoctor(present: Requirement[], missing: Requirement[], can
 }
 
 /** Installs missing packages when allowed (root); otherwise throws naming them. */
-export async function ensureRequirements(reqs: Requirement[], allowInstall: boolean, log: (s: string) => void): Promise<void> {
-  const { missing } = checkRequirements(reqs);
+export async function ensureRequirements(
+  reqs: Requirement[],
+  allowInstall: boolean,
+  log: (s: string) => void,
+  isRoot = process.getuid?.() === 0,
+  exists: (p: string) => boolean = existsSync,
+): Promise<void> {
+  const { missing } = checkRequirements(reqs, exists);
   if (missing.length === 0) return;
   const names = missing.map((r) => r.pkg).join(' ');
-  const isRoot = process.getuid?.() === 0;
   if (!allowInstall || !isRoot) {
     throw new HarnessError('config', `missing Debian packages: ${names}`, {
       hint: `install them: sudo apt-get install --no-install-recommends ${names} (or run dax-harness as root to let it install them)`,

@@ -1,6 +1,6 @@
 // The run directory results/<run-id>/: TAP, console log, dmesg, run.json and one JSON record
 // per test, each written as it happens so a crash or Ctrl-C loses nothing already known.
-import { appendFileSync, closeSync, constants, accessSync, mkdirSync, openSync, writeFileSync, writeSync, fsyncSync, renameSync } from 'node:fs';
+import { appendFileSync, closeSync, constants, accessSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync, fsyncSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { HarnessError } from './errors.js';
@@ -9,6 +9,16 @@ import { HarnessError } from './errors.js';
 export function formatRunId(now: Date, label: string, rand = randomBytes(2).toString('hex')): string {
   const ts = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z').replace('T', '-');
   return `${ts}-${label.replace(/[^A-Za-z0-9._-]/g, '_')}-${rand}`;
+}
+
+// Turns a failed write into an error that names the file and the fix (a full disk above all).
+function writeError(path: string, err: unknown): HarnessError {
+  const code = (err as NodeJS.ErrnoException).code;
+  const why = code === 'ENOSPC' ? 'no space left on the device' : code === 'EDQUOT' ? 'disk quota exceeded' : (err as Error).message;
+  return new HarnessError('config', `cannot write ${path}: ${why}`, {
+    hint: 'free some space there, or pass --results DIR on a filesystem with room; what was written before stays valid',
+    cause: err,
+  });
 }
 
 export class RunStore {
@@ -50,20 +60,34 @@ export class RunStore {
 
   /** Appends TAP lines and flushes them to disk. */
   tap(lines: string[]): void {
-    writeSync(this.tapFd, `${lines.join('\n')}\n`);
-    fsyncSync(this.tapFd);
+    try {
+      writeSync(this.tapFd, `${lines.join('\n')}\n`);
+      fsyncSync(this.tapFd);
+    } catch (err) {
+      throw writeError(join(this.dir, 'results.tap'), err);
+    }
   }
 
   /** Appends one JSON record to tests.jsonl. */
   record(rec: object): void {
-    appendFileSync(join(this.dir, 'tests.jsonl'), `${JSON.stringify(rec)}\n`);
+    const path = join(this.dir, 'tests.jsonl');
+    try {
+      appendFileSync(path, `${JSON.stringify(rec)}\n`);
+    } catch (err) {
+      throw writeError(path, err);
+    }
   }
 
-  /** Writes a whole file atomically (write + rename). */
+  /** Writes a whole file atomically (write + rename): a failed write leaves the old one whole. */
   writeFile(name: string, data: string | Buffer): void {
     const tmp = join(this.dir, `.${name}.tmp`);
-    writeFileSync(tmp, data);
-    renameSync(tmp, join(this.dir, name));
+    try {
+      writeFileSync(tmp, data);
+      renameSync(tmp, join(this.dir, name));
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      throw writeError(join(this.dir, name), err);
+    }
   }
 
   close(): void {

@@ -1,18 +1,18 @@
 // The run: prepare the kernel and guest image, boot, set up fsdax filesystems, run each test
 // bracketed by dmesg markers and taint reads, judge, and stream TAP and records to disk.
-import { readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, rmSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { buildHelpers, buildProbe } from './artifacts.js';
-import { bootGuest, type Guest } from './boot.js';
+import { isPortFree, type Guest } from './boot.js';
 import type { HarnessConfig } from './config.js';
 import { isFailureTaint, parseDmesg, scanDmesg, sliceBetweenMarkers, taintDelta, type DmesgFinding } from './dmesg.js';
 import { EXIT_INFRA, EXIT_KERNEL_FAILURE, EXIT_PASS, HarnessError } from './errors.js';
-import { planFsSetup, runFsSetup, type MountedFs } from './guest-setup.js';
-import { buildImage, formatKeyOverlay } from './image.js';
-import { generateRunKeys } from './keys.js';
+import { planFsSetup, type MountedFs } from './guest-setup.js';
+import { buildImage } from './image.js';
+import { GuestSession, type LiveGuest } from './session.js';
 import { fetchDistroKernel, resolveDistroRelease, userKernel, type KernelSpec } from './kernel.js';
-import { detectRefcountModel, parseKallsymsNames, type RefcountModel } from './model.js';
+import type { RefcountModel } from './model.js';
 import { planRequirements, ensureRequirements } from './prereqs.js';
 import { planQemu } from './qemu-plan.js';
 import { shellQuote } from './proc.js';
@@ -96,13 +96,6 @@ async function guestText(ssh: SshTarget, argv: string[], timeoutMs = 20_000): Pr
   const r = await ssh.exec({ argv, timeoutMs });
   if (r.exitCode !== 0) throw new HarnessError('guest', `${argv.join(' ')} failed in the guest (exit ${r.exitCode}): ${r.stderr.trim()}`);
   return r.stdout;
-}
-
-/** Reads the refcount model from the guest's kallsyms. */
-export async function detectGuestModel(ssh: SshTarget): Promise<RefcountModel> {
-  // Only the few marker symbols are needed: grep in the guest instead of copying 10 MB.
-  const text = await guestText(ssh, ['sh', '-c', "grep -E ' (__put_devmap_managed_page_refs|__put_devmap_managed_page|put_devmap_managed_page|vmf_insert_folio_pmd|vmf_insert_page_mkwrite|dax_folio_reset_order)$' /proc/kallsyms; true"]);
-  return detectRefcountModel(parseKallsymsNames(text));
 }
 
 function summarizeChecks(checks: Check[]): YamlValue {
@@ -196,9 +189,15 @@ function tapDiag(rec: TestRecord, model: RefcountModel | null): Record<string, Y
 function tapPoint(rec: TestRecord, model: RefcountModel | null): Parameters<TapWriter['point']>[0] {
   const diag = tapDiag(rec, model);
   if (rec.outcome === 'skip') return { ok: true, name: rec.test, directive: { kind: 'SKIP', reason: rec.reason }, diag };
-  // TIMEOUT and CRASH are named in the description: TAP 14 has no directive for them.
-  const suffix = rec.outcome === 'timeout' ? ' (TIMEOUT)' : rec.outcome === 'crash' ? ' (CRASH)' : rec.outcome === 'error' ? ' (INFRASTRUCTURE ERROR)' : '';
-  return { ok: rec.outcome === 'pass', name: `${rec.test}${suffix}`, diag };
+  const tags = { timeout: 'TIMEOUT', crash: 'CRASH', error: 'ERROR' } as const;
+  const kind = rec.outcome === 'timeout' || rec.outcome === 'crash' || rec.outcome === 'error' ? tags[rec.outcome] : null;
+  return { ok: rec.outcome === 'pass', name: rec.test, diag, ...(kind ? { tag: { kind, reason: shortReason(rec.reason) } } : {}) };
+}
+
+// The reason after a TIMEOUT/CRASH/ERROR tag: one short line; the YAML block has the rest.
+function shortReason(reason: string): string {
+  const first = reason.split(/[;\n]/)[0] ?? '';
+  return first.length > 100 ? `${first.slice(0, 97)}...` : first;
 }
 
 export interface RunSummary {
@@ -207,8 +206,20 @@ export interface RunSummary {
   records: TestRecord[];
 }
 
-/** Does a whole run; returns the exit code. Infrastructure failures before the first test throw. */
+/** Returns true if the guest still has a task in uninterruptible sleep (a wedged kernel path). */
+async function hasStuckTask(ssh: SshTarget): Promise<boolean> {
+  const r = await ssh.exec({ argv: ['sh', '-c', "grep -l '^State:[[:space:]]*D' /proc/[0-9]*/status 2>/dev/null; true"], timeoutMs: 10_000 });
+  return r.timedOut || r.stdout.trim() !== '';
+}
+
+/** Does a whole run: boots (and reboots) guests, runs every test, streams TAP; returns the exit code. */
 export async function runSuite(cfg: HarnessConfig, out: (line: string) => void, log: (s: string) => void): Promise<RunSummary> {
+  // Bad input is refused before anything is written.
+  if (cfg.sshPort !== null && !(await isPortFree(cfg.sshPort))) {
+    throw new HarnessError('config', `--ssh-port ${cfg.sshPort}: port ${cfg.sshPort} on 127.0.0.1 is already in use`, {
+      hint: 'pick a free port, or leave --ssh-port out and the harness picks one',
+    });
+  }
   const prepared = await prepare(cfg, log);
   const store = RunStore.create(cfg.resultsDir, prepared.kernel.release);
   log(`run directory: ${store.dir}`);
@@ -229,116 +240,149 @@ export async function runSuite(cfg: HarnessConfig, out: (line: string) => void, 
     image: { path: prepared.imagePath, hash: prepared.imageHash, reused: prepared.imageReused },
     prepareMs: prepared.prepareMs,
   };
-  const writeRunJson = (): void => store.writeFile('run.json', `${JSON.stringify(runJson, null, 2)}\n`);
+  const session = new GuestSession({
+    profile: cfg.profile,
+    accel: cfg.accel,
+    kernel: prepared.kernel.bzImage,
+    imagePath: prepared.imagePath,
+    filesystems: cfg.filesystems,
+    workDir,
+    consolePath: store.path('console.log'),
+    bootTimeoutMs: cfg.bootTimeoutMs,
+    sshPort: cfg.sshPort ?? undefined,
+    extraAppend: cfg.extraAppend,
+    log,
+  });
+  const writeRunJson = (): void => {
+    runJson.boots = session.boots;
+    const first = session.boots[0];
+    if (first) {
+      runJson.qemu = first.qemu;
+      runJson.bootToSshMs = first.bootToSshMs;
+      runJson.bootMilestones = first.milestones;
+      runJson.setupMs = first.setupMs;
+    }
+    store.writeFile('run.json', `${JSON.stringify(runJson, null, 2)}\n`);
+  };
   writeRunJson();
   const records: TestRecord[] = [];
-  let guest: Guest | null = null;
   let interrupted: string | null = null;
   const onSignal = (sig: string): void => {
     interrupted = sig;
     log(`${sig}: stopping the guest and finishing the results`);
-    void guest?.stop();
+    void session.discard();
   };
   const sigint = (): void => onSignal('SIGINT');
   const sigterm = (): void => onSignal('SIGTERM');
   process.once('SIGINT', sigint);
   process.once('SIGTERM', sigterm);
-  let model: RefcountModel | null = null;
+  // Keeps the dmesg of a guest about to be replaced while it can still be read.
+  const saveDmesg = async (name: string): Promise<void> => {
+    const l = session.current;
+    if (!l || l.guest.exited() || l.guest.ssh.closed) return;
+    const d = await l.guest.ssh.exec({ argv: ['dmesg'], timeoutMs: 30_000 }).catch(() => null);
+    if (d && !d.timedOut) store.writeFile(name, d.stdout);
+  };
+  let bootFailures = 0;
+  let fatal: unknown = null;
+  let lost: string | null = null;
   try {
     tap.start(cfg.filesystems.length, [
       `dax-harness run ${runJson.runId}`,
       `kernel ${prepared.kernel.release} (${prepared.kernel.origin}), profile ${cfg.profile.name}, accel ${cfg.accel}`,
     ]);
-    const keys = await generateRunKeys(join(workDir, 'keys'));
-    const initrd = join(workDir, 'initrd');
-    // The cached base image plus a small archive with this run's keys: the kernel unpacks
-    // concatenated cpio archives in order.
-    writeFileSync(initrd, Buffer.concat([readFileSync(prepared.imagePath), formatKeyOverlay(keys.hostKeyDropbear, keys.clientPublicLine)]));
-    let mounted: MountedFs[] = [];
-    try {
-      guest = await bootGuest({
-        profile: cfg.profile,
-        accel: cfg.accel,
-        kernel: prepared.kernel.bzImage,
-        initrd,
-        keys,
-        workDir,
-        consolePath: store.path('console.log'),
-        bootTimeoutMs: cfg.bootTimeoutMs,
-        log,
-      });
-      runJson.qemu = guest.plan.argv;
-      runJson.bootToSshMs = guest.bootToSshMs;
-      runJson.bootMilestones = guest.milestones;
-      model = await detectGuestModel(guest.ssh);
-      runJson.model = model;
-      log(`refcount model: ${model.name} (idle refcount ${model.idle}; evidence ${model.evidence.join(', ')})`);
-      const t0 = performance.now();
-      mounted = await runFsSetup(guest.ssh, planFsSetup(cfg.profile, cfg.filesystems));
-      runJson.setupMs = Math.round(performance.now() - t0);
-      runJson.mounts = mounted;
-      writeRunJson();
-      tap.comment(`refcount model ${model.name}: idle refcount ${model.idle}, mappings ${model.mappingsCounted ? '' : 'not '}counted (${model.evidence.join(', ')})`);
-    } catch (err) {
-      // Nothing could be tested: report every planned point as an infrastructure error.
-      const msg = err instanceof Error ? err.message : String(err);
-      for (const fs of cfg.filesystems) {
-        tap.beginSubtest(fs, cfg.tests.length);
-        for (const t of cfg.tests) {
-          const rec = errorRecord(fs, t.name, `setup failed: ${msg}`);
-          records.push(rec);
-          store.record(rec);
-          tap.point(tapPoint(rec, model));
-        }
-        tap.endSubtest();
-      }
-      throw err;
-    }
-    let lost: string | null = null;
-    for (const m of mounted) {
-      tap.beginSubtest(m.fs, cfg.tests.length);
+    let announcedModel = false;
+    for (const fs of cfg.filesystems) {
+      tap.beginSubtest(fs, cfg.tests.length);
       for (const t of cfg.tests) {
-        let rec: TestRecord;
-        if (lost || interrupted) {
-          rec = { ...errorRecord(m.fs, t.name, lost ?? `run interrupted by ${interrupted}`), outcome: 'skip' };
-        } else {
-          log(`${m.fs}/${t.name} ...`);
-          const mark = guest.console.mark();
-          try {
-            rec = await runOneTest(guest, t, m, model, cfg.testTimeoutMs);
-          } catch (err) {
-            rec = await classifyLostGuest(guest, m.fs, t.name, mark, err);
-            lost = `not run: the guest was lost during ${m.fs}/${t.name}`;
+        let rec: TestRecord | null = null;
+        for (let attempt = 0; rec === null; attempt++) {
+          if (lost || interrupted) {
+            rec = { ...errorRecord(fs, t.name, lost ?? `not run: interrupted by ${interrupted}`), outcome: lost ? 'error' : 'skip' };
+            break;
           }
-          log(`${m.fs}/${t.name}: ${rec.outcome}${rec.reason ? ` (${rec.reason})` : ''} in ${rec.durationMs} ms`);
+          let live: LiveGuest;
+          try {
+            live = await session.ensure();
+            bootFailures = 0;
+          } catch (err) {
+            bootFailures += 1;
+            const msg = err instanceof Error ? err.message : String(err);
+            if (session.boots.length === 0) fatal ??= err;
+            // A guest that cannot be booted twice in a row will not come back: stop trying.
+            if (session.boots.length === 0 || bootFailures >= 2) lost = `not run: no guest (${msg})`;
+            rec = errorRecord(fs, t.name, `infrastructure: ${msg}`);
+            break;
+          }
+          if (!announcedModel) {
+            announcedModel = true;
+            runJson.model = live.model;
+            runJson.mounts = [...live.mounts.values()];
+            writeRunJson();
+            log(`refcount model: ${live.model.name} (idle refcount ${live.model.idle}; evidence ${live.model.evidence.join(', ')})`);
+            tap.comment(`refcount model ${live.model.name}: idle refcount ${live.model.idle}, mappings ${live.model.mappingsCounted ? '' : 'not '}counted (${live.model.evidence.join(', ')})`);
+          }
+          const m = live.mounts.get(fs)!;
+          log(`${fs}/${t.name} ...${attempt > 0 ? ` (retry ${attempt})` : ''}`);
+          const mark = live.guest.console.mark();
+          const started = performance.now();
+          let r: TestRecord;
+          try {
+            r = await runOneTest(live.guest, t, m, live.model, cfg.testTimeoutMs);
+          } catch (err) {
+            r = await classifyLostGuest(live.guest, fs, t.name, mark, started, err);
+            if (interrupted) r = { ...r, outcome: 'skip', reason: `not run: interrupted by ${interrupted}` };
+          }
+          if (r.outcome === 'timeout') {
+            // A task stuck in D state (or a guest too wedged to say) poisons later tests.
+            const stuck = await hasStuckTask(live.guest.ssh).catch(() => true);
+            if (stuck) {
+              r.reason += '; a task was left in D state: the guest is restarted';
+              await saveDmesg(`dmesg-boot${session.boots.length}.txt`);
+              await session.discard();
+            }
+          } else if (r.outcome === 'crash') {
+            await session.discard();
+          } else if (r.outcome === 'error') {
+            await session.discard();
+            // Infrastructure trouble is retried on a fresh guest; kernel failures never are.
+            if (attempt < cfg.infraRetries && !interrupted) {
+              log(`${fs}/${t.name}: ${r.reason}; retrying on a fresh guest`);
+              continue;
+            }
+            r.reason += attempt > 0 ? ` (after ${attempt} retr${attempt === 1 ? 'y' : 'ies'})` : '';
+          }
+          rec = r;
         }
+        log(`${fs}/${t.name}: ${rec.outcome}${rec.reason ? ` (${rec.reason})` : ''} in ${rec.durationMs} ms`);
         records.push(rec);
         store.record(rec);
-        tap.point(tapPoint(rec, model));
+        tap.point(tapPoint(rec, session.current?.model ?? null));
       }
       tap.endSubtest();
     }
-    if (guest && !guest.exited() && !guest.ssh.closed) {
-      const d = await guest.ssh.exec({ argv: ['dmesg'], timeoutMs: 30_000 }).catch(() => null);
-      if (d) store.writeFile('dmesg.txt', d.stdout);
-    }
+    await saveDmesg('dmesg.txt');
   } finally {
     process.removeListener('SIGINT', sigint);
     process.removeListener('SIGTERM', sigterm);
-    if (guest) {
-      guest.ssh.close();
-      await guest.stop();
-    }
+    await session.discard();
     rmSync(workDir, { recursive: true, force: true });
     const counts: Record<string, number> = {};
     for (const r of records) counts[r.outcome] = (counts[r.outcome] ?? 0) + 1;
     runJson.finishedAt = new Date().toISOString();
     runJson.counts = counts;
-    runJson.exitCode = exitCodeFor(records.map((r) => r.outcome));
+    runJson.exitCode = interrupted ? EXIT_INFRA : exitCodeFor(records.map((r) => r.outcome));
     if (interrupted) runJson.interrupted = interrupted;
-    writeRunJson();
+    try {
+      writeRunJson();
+    } catch (err) {
+      // Already failing (e.g. a full disk): the first error is the one to report.
+      fatal ??= err;
+    }
     store.close();
   }
+  // The first boot failing means nothing was tested: the caller reports that error itself.
+  if (fatal) throw fatal;
   return { exitCode: interrupted ? EXIT_INFRA : exitCodeFor(records.map((r) => r.outcome)), runDir: store.dir, records };
 }
 
@@ -362,7 +406,7 @@ function errorRecord(fs: string, test: string, reason: string): TestRecord {
 }
 
 // A connection lost mid-test is the kernel's fault only if the console shows it dying.
-async function classifyLostGuest(guest: Guest, fs: string, test: string, mark: number, err: unknown): Promise<TestRecord> {
+async function classifyLostGuest(guest: Guest, fs: string, test: string, mark: number, started: number, err: unknown): Promise<TestRecord> {
   // Let QEMU finish printing the panic and exit.
   await new Promise((r) => setTimeout(r, 1000));
   const consoleText = guest.console.sinceMark(mark);
@@ -372,6 +416,7 @@ async function classifyLostGuest(guest: Guest, fs: string, test: string, mark: n
   const rec = errorRecord(fs, test, died ? `the kernel crashed: ${findings[0]?.line.text ?? ''}` : `infrastructure: ${msg} (QEMU ${guest.exited() ?? 'still running'})`);
   rec.outcome = died ? 'crash' : 'error';
   rec.findings = findings.map((f) => ({ kind: f.kind, line: f.line.text }));
-  rec.dmesgExcerpt = died ? findingsText(findings) : consoleText.split('\n').slice(-20);
+  rec.durationMs = Math.round(performance.now() - started);
+  rec.dmesgExcerpt = died ? findingsText(findings) : consoleText.split('\n').map((l) => l.replace(/\r$/, '')).filter(Boolean).slice(-20);
   return rec;
 }

@@ -189,6 +189,12 @@ export class SshTarget {
     this.markClosed('closed by the harness');
     this.client.end();
   }
+
+  /** Declares the connection lost (e.g. QEMU exited): pending and later commands reject at once. */
+  destroy(reason: string): void {
+    this.markClosed(reason);
+    this.client.destroy();
+  }
 }
 
 class HostKeyMismatch extends Error {}

@@ -167,9 +167,35 @@ export const SUITE: TestDef[] = [
   },
 ];
 
-/** Returns the tests selected by name (all if names is empty); unknown names are an error for the caller. */
+// Self-tests of the harness: each makes the guest misbehave on purpose so the fault-injection
+// tests can prove a WARN is seen, a panic is a crash, a hang is a timeout and a dropped
+// connection is an infrastructure error. Selected only by name, never part of the suite.
+const SELFTEST_OK = JSON.stringify({ helper: 'selftest', v: 1, result: 'ok', reason: '', dax: false, obs: [], extra: {} });
+const FAULT_FILE = '/sys/kernel/debug/dax_probe/fault';
+
+function selftest(name: string, description: string, script: string, timeoutMs: number): TestDef {
+  return {
+    name,
+    description,
+    argv: () => ['sh', '-c', `${script} && echo '${SELFTEST_OK}'`],
+    timeoutMs,
+    judge: () => [],
+  };
+}
+
+export const SELFTESTS: TestDef[] = [
+  selftest('selftest-warn', 'Triggers a WARN in the probe module: must fail on the dmesg window and the W taint.', `echo warn > ${FAULT_FILE}`, 20_000),
+  selftest('selftest-panic', 'Panics the guest with sysrq-c: must be a crash (kernel failure), then the VM restarts.', 'echo c > /proc/sysrq-trigger', 20_000),
+  selftest('selftest-hang', 'Sleeps in D state in the kernel for 10 minutes: must time out with blocked-task stacks, then the VM restarts.', `echo 'hang 600' > ${FAULT_FILE}`, 8_000),
+  selftest('selftest-sleep', 'A killable process that overruns its bound: must time out; the guest stays usable.', 'sleep 600', 3_000),
+  selftest('selftest-ssh-drop', "Kills the guest's sshd: an infrastructure error, retried, never a kernel failure.", 'killall -9 dropbear', 20_000),
+];
+
+/** Returns the tests selected by name (the suite if names is empty); unknown names are an error for the caller. */
 export function selectTests(names: string[]): { tests: TestDef[]; unknown: string[] } {
   if (names.length === 0) return { tests: SUITE, unknown: [] };
-  const unknown = names.filter((n) => !SUITE.some((t) => t.name === n));
-  return { tests: SUITE.filter((t) => names.includes(t.name)), unknown };
+  const all = [...SUITE, ...SELFTESTS];
+  const unknown = names.filter((n) => !all.some((t) => t.name === n));
+  // In the order given: a fault-injection run places its faults between ordinary tests.
+  return { tests: names.flatMap((n) => all.filter((t) => t.name === n)), unknown };
 }

@@ -8,6 +8,11 @@ export interface TapPoint {
   id: number;
   name: string;
   directive?: { kind: 'SKIP' | 'TODO'; reason: string };
+  /**
+   * How a failed point failed, written like a directive (`not ok 3 - name # TIMEOUT ...`) so a
+   * reader of the stream sees it at once. Not a TAP directive: the point still counts as failed.
+   */
+  tag?: { kind: 'TIMEOUT' | 'CRASH' | 'ERROR'; reason: string };
   /** Free-form reason appended as a comment (e.g. TIMEOUT); tap-parser keeps it as text. */
   diag?: Record<string, YamlValue>;
 }
@@ -77,7 +82,8 @@ function safeName(name: string): string {
 export function formatPoint(p: TapPoint, depth = 0): string[] {
   const pad = '    '.repeat(depth);
   let line = `${pad}${p.ok ? 'ok' : 'not ok'} ${p.id} - ${safeName(p.name)}`;
-  if (p.directive) line += ` # ${p.directive.kind} ${p.directive.reason.replace(/\n/g, ' ')}`;
+  const d = p.directive ?? p.tag;
+  if (d) line += ` # ${d.kind} ${d.reason.replace(/\n/g, ' ')}`.trimEnd();
   const out = [line];
   if (p.diag && Object.keys(p.diag).length > 0) {
     out.push(`${pad}  ---`, ...formatYaml(p.diag).map((l) => `${pad}  ${l}`), `${pad}  ...`);

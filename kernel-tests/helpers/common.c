@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -578,42 +579,110 @@ int statx_dax(int fd, bool *dax, bool *reported)
 	return 0;
 }
 
-int create_test_file(const char *path, uint64_t size, bool allow_non_dax)
+struct dax_file dax_file_create(const struct helper_args *args)
 {
+	struct dax_file f = { .fd = -1, .size = args->size, .addr = NULL };
 	bool dax, reported;
-	int fd;
 
 	report_step("create test file");
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
+	f.fd = open(args->file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (f.fd < 0)
 		fail_errno("create test file", "open");
 	report_step("fallocate test file");
-	if (fallocate(fd, 0, 0, (off_t)size) < 0)
+	if (fallocate(f.fd, 0, 0, (off_t)f.size) < 0)
 		fail_errno("allocate test file blocks", "fallocate");
-	if (fsync(fd) < 0)
+	if (fsync(f.fd) < 0)
 		fail_errno("flush test file metadata", "fsync");
-	if (statx_dax(fd, &dax, &reported) < 0)
+	if (statx_dax(f.fd, &dax, &reported) < 0)
 		fail_errno("check test file for DAX", "statx");
 	report_set_dax(dax);
 	if (!dax) {
-		fprintf(stderr, "%s: %s: STATX_ATTR_DAX %s\n", g_helper, path,
+		fprintf(stderr, "%s: %s: STATX_ATTR_DAX %s\n", g_helper, args->file,
 			reported ? "is clear" :
 			"is not reported by this kernel/filesystem");
-		if (!allow_non_dax)
+		if (!args->allow_non_dax)
 			fail("not a DAX file");
 	}
-	return fd;
+	return f;
 }
 
-void *map_test_file(int fd, uint64_t size)
+/*
+ * Maps the file at an address @offset bytes past a 2 MiB boundary, inside a
+ * PROT_NONE reservation that is trimmed afterwards. A PMD fault needs the
+ * virtual address and the file offset congruent modulo 2 MiB: offset 0 allows
+ * one, offset 4 KiB rules it out. A plain mmap() would not do for 4k:
+ * ext4/xfs hand out 2 MiB-aligned addresses for DAX files
+ * (thp_get_unmapped_area), so large mappings could fault PMDs anyway.
+ */
+static char *map_past_pmd(int fd, uint64_t size, uintptr_t offset)
+{
+	size_t span = size + HELPER_PMD_SIZE + offset;
+	char *res, *addr, *end, *res_end;
+	uintptr_t base;
+
+	report_step("reserve address range");
+	res = mmap(NULL, span, PROT_NONE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (res == MAP_FAILED)
+		fail_errno("reserve address range", "mmap");
+	base = ((uintptr_t)res + HELPER_PMD_SIZE - 1) & ~(HELPER_PMD_SIZE - 1);
+	addr = (char *)(base + offset);
+
+	report_step("mmap test file");
+	if (mmap(addr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+		 fd, 0) == MAP_FAILED)
+		fail_errno("map test file at a fixed address", "mmap");
+
+	end = addr + size;
+	res_end = res + span;
+	if (addr > res && munmap(res, (size_t)(addr - res)) < 0)
+		fail_errno("trim address reservation", "munmap");
+	if (res_end > end && munmap(end, (size_t)(res_end - end)) < 0)
+		fail_errno("trim address reservation", "munmap");
+	return addr;
+}
+
+void dax_file_map(struct dax_file *f, enum dax_placement place)
 {
 	void *p;
 
+	switch (place) {
+	case DAX_PLACE_PMD:
+		f->addr = map_past_pmd(f->fd, f->size, 0);
+		return;
+	case DAX_PLACE_PTE:
+		f->addr = map_past_pmd(f->fd, f->size, HELPER_PAGE_SIZE);
+		return;
+	case DAX_PLACE_ANY:
+		break;
+	}
 	report_step("mmap test file");
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	p = mmap(NULL, f->size, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
 	if (p == MAP_FAILED)
 		fail_errno("map test file", "mmap");
-	return p;
+	f->addr = p;
+}
+
+uint64_t dax_file_fault_first(const struct dax_file *f)
+{
+	report_step("write-fault first page");
+	touch_page(f->addr, true);
+	return pfn_of(f->addr);
+}
+
+void dax_file_unmap(struct dax_file *f)
+{
+	report_step("munmap test file");
+	if (munmap(f->addr, f->size) < 0)
+		fail_errno("unmap test file", "munmap");
+	f->addr = NULL;
+}
+
+void dax_file_close(struct dax_file *f)
+{
+	if (close(f->fd) < 0)
+		fail_errno("close test file", "close");
+	f->fd = -1;
 }
 
 void touch_page(void *p, bool write)
@@ -671,6 +740,159 @@ int parse_timeout(const char *s, unsigned int *out)
 		return -1;
 	*out = (unsigned int)v;
 	return 0;
+}
+
+#define HELPER_MAX_OPTIONS	32
+/* getopt_long returns OPT_VAL_BASE + table index; anything lower is an error. */
+#define OPT_VAL_BASE		256
+
+enum { OPT_FILE, OPT_SIZE, OPT_TIMEOUT, OPT_ALLOW_NON_DAX, OPT_COMMON };
+
+static const struct helper_option common_options[OPT_COMMON] = {
+	[OPT_FILE] = { "file", required_argument, true, "--file PATH", NULL },
+	[OPT_SIZE] = { "size", required_argument, false, NULL, NULL },
+	[OPT_TIMEOUT] = { "timeout", required_argument, false,
+			  "[--timeout SECONDS]", NULL },
+	[OPT_ALLOW_NON_DAX] = { "allow-non-dax", no_argument, false,
+				"[--allow-non-dax]", NULL },
+};
+
+static const struct helper_cli *g_cli;
+
+/* The helper's own options with @required set, in the usage line. */
+static void print_own_usage(bool required)
+{
+	const struct helper_option *o;
+
+	for (o = g_cli->options; o && o->name; o++)
+		if (o->required == required && o->usage)
+			fprintf(stderr, " %s", o->usage);
+}
+
+static noreturn void usage_fail(const char *what)
+{
+	fprintf(stderr, "usage: %s %s", g_cli->name,
+		common_options[OPT_FILE].usage);
+	print_own_usage(true);
+	fprintf(stderr, g_cli->default_size ? " [--size BYTES]" : " --size BYTES");
+	print_own_usage(false);
+	fprintf(stderr, " %s %s\n", common_options[OPT_TIMEOUT].usage,
+		common_options[OPT_ALLOW_NON_DAX].usage);
+	fail("usage: %s", what);
+}
+
+/*
+ * Fails with "--file is required", "--file and --dev are required" or
+ * "--file, --a and --b are required": --file first, as in the usage line.
+ */
+static noreturn void required_fail(void)
+{
+	const char *names[HELPER_MAX_OPTIONS];
+	const struct helper_option *o;
+	char msg[256];
+	size_t len = 0;
+	int i, n = 0;
+
+	names[n++] = common_options[OPT_FILE].name;
+	for (o = g_cli->options; o && o->name && n < HELPER_MAX_OPTIONS; o++)
+		if (o->required)
+			names[n++] = o->name;
+	msg[0] = '\0';
+	for (i = 0; i < n && len < sizeof(msg); i++)
+		len += (size_t)snprintf(msg + len, sizeof(msg) - len, "%s--%s",
+					i == 0 ? "" : i == n - 1 ? " and " : ", ",
+					names[i]);
+	if (len < sizeof(msg))
+		snprintf(msg + len, sizeof(msg) - len, " %s required",
+			 n == 1 ? "is" : "are");
+	usage_fail(msg);
+}
+
+/* Applies common option @i; returns NULL or a usage error. */
+static const char *set_common(struct helper_args *args, int i, const char *arg)
+{
+	switch (i) {
+	case OPT_FILE:
+		args->file = arg;
+		break;
+	case OPT_SIZE:
+		if (parse_size(arg, &args->size) < 0)
+			return "bad --size";
+		break;
+	case OPT_TIMEOUT:
+		if (parse_timeout(arg, &args->timeout) < 0)
+			return "bad --timeout";
+		break;
+	case OPT_ALLOW_NON_DAX:
+		args->allow_non_dax = true;
+		break;
+	}
+	return NULL;
+}
+
+/*
+ * Each option gets its own val: glibc takes an abbreviation that matches
+ * several options of equal has_arg and val as the first of them instead of
+ * refusing it as ambiguous.
+ */
+struct helper_args helper_start(int argc, char **argv,
+				const struct helper_cli *cli, void *cfg)
+{
+	const struct helper_option *tab[HELPER_MAX_OPTIONS];
+	struct option opts[HELPER_MAX_OPTIONS + 1];
+	bool seen[HELPER_MAX_OPTIONS] = { false };
+	struct helper_args args = {
+		.size = cli->default_size,
+		.timeout = HELPER_DEFAULT_TIMEOUT,
+	};
+	const struct helper_option *o;
+	int i, c, n = 0, nown;
+
+	report_init(cli->name);
+	g_cli = cli;
+	for (o = cli->options; o && o->name; o++) {
+		if (n == HELPER_MAX_OPTIONS - OPT_COMMON)
+			fail("internal: more than %d options of the helper's own",
+			     HELPER_MAX_OPTIONS - OPT_COMMON);
+		tab[n++] = o;
+	}
+	nown = n;
+	for (i = 0; i < OPT_COMMON; i++)
+		tab[n++] = &common_options[i];
+	for (i = 0; i < n; i++)
+		opts[i] = (struct option){ tab[i]->name, tab[i]->has_arg, NULL,
+					   OPT_VAL_BASE + i };
+	opts[n] = (struct option){ NULL, 0, NULL, 0 };
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		const char *err;
+
+		if (c < OPT_VAL_BASE || c >= OPT_VAL_BASE + n)
+			usage_fail("unknown option");
+		i = c - OPT_VAL_BASE;
+		seen[i] = true;
+		if (i < nown)
+			err = tab[i]->set(cfg, optarg);
+		else
+			err = set_common(&args, i - nown, optarg);
+		if (err)
+			usage_fail(err);
+	}
+	if (optind != argc)
+		usage_fail("unexpected argument");
+	for (i = 0; i < n; i++)
+		if (tab[i]->required && !seen[i])
+			required_fail();
+	if (args.size == 0 || args.size % HELPER_PAGE_SIZE)
+		usage_fail("--size must be a non-zero multiple of 4096");
+	if (cli->check) {
+		const char *err = cli->check(cfg, &args);
+
+		if (err)
+			usage_fail(err);
+	}
+	report_arm_timeout(args.timeout);
+	return args;
 }
 
 uint64_t now_ms(void)

@@ -1,11 +1,13 @@
 /*
- * Shared code for the dax-harness C helpers: the one-line JSON report, failure
- * and skip reporting, the timeout, PFN lookup through /proc/self/pagemap,
- * queries to the dax_probe module, and creation of the DAX test file.
+ * Shared code for the dax-harness C helpers: the command line every helper
+ * shares, the one-line JSON report, failure and skip reporting, the timeout,
+ * PFN lookup through /proc/self/pagemap, queries to the dax_probe module, and
+ * creation and mapping of the DAX test file.
  */
 #ifndef DAX_HELPERS_COMMON_H
 #define DAX_HELPERS_COMMON_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,6 +35,48 @@ struct probe_state {
 	int pgmap_type;
 	int order;
 };
+
+/* The options every helper takes, with defaults applied. */
+struct helper_args {
+	const char *file;	/* --file PATH, required */
+	uint64_t size;		/* --size BYTES, a non-zero multiple of 4096 */
+	unsigned int timeout;	/* --timeout SECONDS */
+	bool allow_non_dax;	/* --allow-non-dax */
+};
+
+/* One option of a helper's own, besides the common ones. */
+struct helper_option {
+	const char *name;	/* long name without the leading "--" */
+	int has_arg;		/* no_argument or required_argument */
+	bool required;		/* a usage error if absent, like --file */
+	/* Its words in the usage line ("--dev BLOCKDEV"); NULL if none. */
+	const char *usage;
+	/* Stores it in @cfg (@arg NULL if it takes none); NULL or a usage error. */
+	const char *(*set)(void *cfg, const char *arg);
+};
+
+/* A helper's command line: the common options plus its own. */
+struct helper_cli {
+	const char *name;	/* "helper" in the report */
+	uint64_t default_size;	/* 0: --size must be given */
+	/* The helper's own options, ending with an entry named NULL. */
+	const struct helper_option *options;
+	/* Checks the options together once all are in; NULL or a usage error. */
+	const char *(*check)(void *cfg, const struct helper_args *args);
+};
+
+/*
+ * Starts the helper: report_init(), parses argv, arms the timeout; @cfg is
+ * handed to the helper's set() and check(). A usage error prints the usage
+ * line (--file, required own options, --size, the other own options,
+ * --timeout, --allow-non-dax) and fails with reason "usage: <what>". Options
+ * are taken in argv order (getopt_long: unique abbreviations allowed), the
+ * first unknown or malformed one or bad value failing; then come stray
+ * arguments, missing required options ("--file is required", "--file and
+ * --dev are required"), --size, and last cli->check.
+ */
+struct helper_args helper_start(int argc, char **argv,
+				const struct helper_cli *cli, void *cfg);
 
 /* Names the helper in the report and installs the SIGALRM handler. */
 void report_init(const char *helper);
@@ -79,14 +123,37 @@ struct probe_state observe(const char *phase, uint64_t pfn);
 /* Sets *dax from statx STATX_ATTR_DAX, *reported from stx_attributes_mask. */
 int statx_dax(int fd, bool *dax, bool *reported);
 
+/* The test file, open O_RDWR, and its MAP_SHARED mapping once mapped. */
+struct dax_file {
+	int fd;
+	uint64_t size;
+	char *addr;		/* NULL while unmapped */
+};
+
+/* Where dax_file_map() puts the mapping. */
+enum dax_placement {
+	/* Where mmap() chooses; ext4/xfs pick 2 MiB-aligned addresses for DAX. */
+	DAX_PLACE_ANY,
+	/* On a 2 MiB boundary: PMD faults possible. */
+	DAX_PLACE_PMD,
+	/* 4 KiB past a 2 MiB boundary: PTE faults only. */
+	DAX_PLACE_PTE,
+};
+
 /*
- * Creates @path (O_CREAT|O_TRUNC), fallocate()s @size bytes, fsyncs and checks
- * statx for DAX; fails with reason "not a DAX file" unless @allow_non_dax.
- * Returns the open O_RDWR fd.
+ * Creates args->file (O_CREAT|O_TRUNC), fallocate()s args->size bytes, fsyncs
+ * and checks statx for DAX; fails with reason "not a DAX file" unless
+ * args->allow_non_dax. Returns it open and unmapped.
  */
-int create_test_file(const char *path, uint64_t size, bool allow_non_dax);
-/* Maps @size bytes of @fd MAP_SHARED read/write at a kernel-chosen address. */
-void *map_test_file(int fd, uint64_t size);
+struct dax_file dax_file_create(const struct helper_args *args);
+/* Maps all of @f MAP_SHARED read/write at @place; fails the helper on error. */
+void dax_file_map(struct dax_file *f, enum dax_placement place);
+/* Write-faults the first page of the mapping and returns its PFN. */
+uint64_t dax_file_fault_first(const struct dax_file *f);
+/* munmap()s the mapping; fails the helper on error. */
+void dax_file_unmap(struct dax_file *f);
+/* Closes the file; fails the helper on error. */
+void dax_file_close(struct dax_file *f);
 
 /* Reads or writes the first byte of the page at @p, faulting it in. */
 void touch_page(void *p, bool write);

@@ -11,13 +11,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #define ENTER_WAIT_MS	500
@@ -30,12 +28,11 @@ static const char usage[] =
 	"usage: dax-odirect-pin --file PATH --dev BLOCKDEV [--size BYTES] "
 	"[--timeout SECONDS] [--allow-non-dax]";
 
-struct pin_config {
-	const char *file;
-	const char *dev;
-	uint64_t size;
-	bool allow_non_dax;
-	unsigned int timeout;
+enum { OPT_DEV };
+
+static const struct helper_option pin_options[] = {
+	{ "dev", required_argument, OPT_DEV, true },
+	{ NULL, 0, 0, false },
 };
 
 struct io_job {
@@ -50,58 +47,13 @@ struct io_job {
 	uint64_t t1;
 };
 
-static noreturn void usage_fail(const char *what)
+static const char *pin_option(void *ctx, int id, const char *arg)
 {
-	fprintf(stderr, "%s\n", usage);
-	fail("usage: %s", what);
-}
+	const char **dev = ctx;
 
-static struct pin_config parse_args(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "file", required_argument, NULL, 'f' },
-		{ "dev", required_argument, NULL, 'd' },
-		{ "size", required_argument, NULL, 's' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "allow-non-dax", no_argument, NULL, 'N' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct pin_config cfg = {
-		.size = HELPER_PAGE_SIZE,
-		.timeout = HELPER_DEFAULT_TIMEOUT,
-	};
-	int c;
-
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'f':
-			cfg.file = optarg;
-			break;
-		case 'd':
-			cfg.dev = optarg;
-			break;
-		case 's':
-			if (parse_size(optarg, &cfg.size) < 0)
-				usage_fail("bad --size");
-			break;
-		case 't':
-			if (parse_timeout(optarg, &cfg.timeout) < 0)
-				usage_fail("bad --timeout");
-			break;
-		case 'N':
-			cfg.allow_non_dax = true;
-			break;
-		default:
-			usage_fail("unknown option");
-		}
-	}
-	if (optind != argc)
-		usage_fail("unexpected argument");
-	if (!cfg.file || !cfg.dev)
-		usage_fail("--file and --dev are required");
-	if (cfg.size == 0 || cfg.size % HELPER_PAGE_SIZE)
-		usage_fail("--size must be a non-zero multiple of 4096");
-	return cfg;
+	if (id == OPT_DEV)
+		*dev = arg;
+	return NULL;
 }
 
 static void *io_thread(void *arg)
@@ -155,34 +107,36 @@ static int observe_during(struct io_job *job, uint64_t pfn)
 
 int main(int argc, char **argv)
 {
-	struct pin_config cfg;
+	const char *dev = NULL;
+	const struct helper_cli cli = {
+		.name = "dax-odirect-pin",
+		.usage = usage,
+		.default_size = HELPER_PAGE_SIZE,
+		.options = pin_options,
+		.on_option = pin_option,
+		.ctx = &dev,
+	};
+	struct helper_args args = helper_start(argc, argv, &cli);
+	struct dax_file f;
 	struct io_job job;
 	pthread_t tid;
 	uint64_t pfn;
-	int devfd, fd, err, samples;
-	char *addr;
-
-	report_init("dax-odirect-pin");
-	cfg = parse_args(argc, argv);
-	report_arm_timeout(cfg.timeout);
+	int devfd, err, samples;
 
 	report_step("open block device");
-	devfd = open(cfg.dev, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	devfd = open(dev, O_RDONLY | O_DIRECT | O_CLOEXEC);
 	if (devfd < 0)
-		skip("open %s with O_DIRECT: open: %s", cfg.dev,
-		     strerror(errno));
+		skip("open %s with O_DIRECT: open: %s", dev, strerror(errno));
 
-	fd = create_test_file(cfg.file, cfg.size, cfg.allow_non_dax);
-	addr = map_test_file(fd, cfg.size);
-	report_step("write-fault first page");
-	touch_page(addr, true);
-	pfn = pfn_of(addr);
+	f = dax_file_create(&args);
+	dax_file_map(&f, DAX_PLACE_ANY);
+	pfn = dax_file_fault_first(&f);
 	observe("before", pfn);
 
 	memset(&job, 0, sizeof(job));
 	job.devfd = devfd;
-	job.buf = addr;
-	job.len = cfg.size;
+	job.buf = f.addr;
+	job.len = f.size;
 	atomic_init(&job.entered, 0);
 	atomic_init(&job.done, 0);
 	report_step("start the O_DIRECT read");
@@ -202,11 +156,9 @@ int main(int argc, char **argv)
 
 	report_step("probe after the I/O");
 	observe("after", pfn);
-	report_step("munmap test file");
-	if (munmap(addr, cfg.size) < 0)
-		fail_errno("unmap test file", "munmap");
+	dax_file_unmap(&f);
 	observe("unmapped", pfn);
-	close(fd);
+	close(f.fd);
 	close(devfd);
 
 	if (job.ret < 0)

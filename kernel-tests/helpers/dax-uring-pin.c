@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <liburing.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,67 +23,10 @@ static const char usage[] =
 	"usage: dax-uring-pin --file PATH [--size BYTES] [--timeout SECONDS] "
 	"[--allow-non-dax]";
 
-struct uring_config {
-	const char *file;
-	uint64_t size;
-	bool allow_non_dax;
-	unsigned int timeout;
-};
-
 struct pin_counters {
 	long long acquired;
 	long long released;
 };
-
-static noreturn void usage_fail(const char *what)
-{
-	fprintf(stderr, "%s\n", usage);
-	fail("usage: %s", what);
-}
-
-static struct uring_config parse_args(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "file", required_argument, NULL, 'f' },
-		{ "size", required_argument, NULL, 's' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "allow-non-dax", no_argument, NULL, 'N' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct uring_config cfg = {
-		.size = HELPER_PAGE_SIZE,
-		.timeout = HELPER_DEFAULT_TIMEOUT,
-	};
-	int c;
-
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'f':
-			cfg.file = optarg;
-			break;
-		case 's':
-			if (parse_size(optarg, &cfg.size) < 0)
-				usage_fail("bad --size");
-			break;
-		case 't':
-			if (parse_timeout(optarg, &cfg.timeout) < 0)
-				usage_fail("bad --timeout");
-			break;
-		case 'N':
-			cfg.allow_non_dax = true;
-			break;
-		default:
-			usage_fail("unknown option");
-		}
-	}
-	if (optind != argc)
-		usage_fail("unexpected argument");
-	if (!cfg.file)
-		usage_fail("--file is required");
-	if (cfg.size == 0 || cfg.size % HELPER_PAGE_SIZE)
-		usage_fail("--size must be a non-zero multiple of 4096");
-	return cfg;
-}
 
 /* io_uring missing from the kernel, or forbidden (sysctl, seccomp, LSM). */
 static bool uring_unavailable(int err)
@@ -162,17 +104,18 @@ static void register_control(struct io_uring *ring)
 
 int main(int argc, char **argv)
 {
-	struct uring_config cfg;
+	static const struct helper_cli cli = {
+		.name = "dax-uring-pin",
+		.usage = usage,
+		.default_size = HELPER_PAGE_SIZE,
+	};
+	struct helper_args args = helper_start(argc, argv, &cli);
 	struct pin_counters before, after;
 	struct io_uring ring;
+	struct dax_file f;
 	struct iovec iov;
 	uint64_t pfn;
-	char *addr;
-	int fd, ret;
-
-	report_init("dax-uring-pin");
-	cfg = parse_args(argc, argv);
-	report_arm_timeout(cfg.timeout);
+	int ret;
 
 	report_step("set up io_uring");
 	ret = io_uring_queue_init(4, &ring, 0);
@@ -182,19 +125,17 @@ int main(int argc, char **argv)
 		fail_errnum("set up io_uring", "io_uring_queue_init", -ret);
 	register_control(&ring);
 
-	fd = create_test_file(cfg.file, cfg.size, cfg.allow_non_dax);
-	addr = map_test_file(fd, cfg.size);
-	report_step("write-fault first page");
-	touch_page(addr, true);
-	pfn = pfn_of(addr);
+	f = dax_file_create(&args);
+	dax_file_map(&f, DAX_PLACE_ANY);
+	pfn = dax_file_fault_first(&f);
 	observe("before", pfn);
 
 	report_step("read FOLL_PIN counters");
 	before = read_pin_counters();
 
 	report_step("register the DAX mapping");
-	iov.iov_base = addr;
-	iov.iov_len = cfg.size;
+	iov.iov_base = f.addr;
+	iov.iov_len = f.size;
 	ret = io_uring_register_buffers(&ring, &iov, 1);
 	report_extra_int("register_ret", ret);
 	fprintf(stderr, "dax-uring-pin: io_uring_register_buffers(DAX) = %d (%s)\n",
@@ -213,12 +154,10 @@ int main(int argc, char **argv)
 	report_extra_int("pin_acquired_delta", after.acquired - before.acquired);
 	report_extra_int("pin_released_delta", after.released - before.released);
 
-	report_step("munmap test file");
-	if (munmap(addr, cfg.size) < 0)
-		fail_errno("unmap test file", "munmap");
+	dax_file_unmap(&f);
 	observe("unmapped", pfn);
 
 	io_uring_queue_exit(&ring);
-	close(fd);
+	close(f.fd);
 	finish_ok();
 }

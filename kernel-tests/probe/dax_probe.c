@@ -40,6 +40,7 @@
 #define pr_fmt(fmt) "dax_probe: " fmt
 
 #include <linux/debugfs.h>
+#include <linux/delay.h>
 #include <linux/fs.h>
 #include <linux/kernel.h>
 #include <linux/memory_hotplug.h>
@@ -495,6 +496,48 @@ static const struct file_operations probe_version_fops = {
 	.llseek = default_llseek,
 };
 
+/*
+ * Self-test faults, for testing the harness itself (does it see a WARN, survive a task
+ * stuck in D state?). Off unless the module is loaded with selftest_faults=1, and even
+ * then only root can write the debugfs file. Never used by the refcount suite.
+ */
+static bool selftest_faults;
+module_param(selftest_faults, bool, 0444);
+MODULE_PARM_DESC(selftest_faults, "create debugfs dax_probe/fault for harness self-tests");
+
+static ssize_t probe_fault_write(struct file *file, const char __user *ubuf,
+				 size_t len, loff_t *ppos)
+{
+	char buf[32];
+	unsigned int secs;
+
+	if (len == 0 || len >= sizeof(buf))
+		return -EINVAL;
+	if (copy_from_user(buf, ubuf, len))
+		return -EFAULT;
+	buf[len] = '\0';
+	if (sysfs_streq(buf, "warn")) {
+		/* A real WARN splat: "WARNING: CPU: ... at .../dax_probe.c" and taint W. */
+		WARN(1, "dax_probe: self-test warning requested\n");
+		return len;
+	}
+	if (sscanf(buf, "hang %u", &secs) == 1 && secs > 0 && secs <= 3600) {
+		/*
+		 * msleep() sleeps in TASK_UNINTERRUPTIBLE: the writer sits in D state, cannot
+		 * be killed, and the hung-task detector reports it, as a wedged kernel would.
+		 */
+		pr_info("self-test: sleeping uninterruptibly for %u s\n", secs);
+		msleep(secs * 1000);
+		return len;
+	}
+	return -EINVAL;
+}
+
+static const struct file_operations probe_fault_fops = {
+	.owner = THIS_MODULE,
+	.write = probe_fault_write,
+};
+
 static int __init dax_probe_init(void)
 {
 	probe_dir = debugfs_create_dir("dax_probe", NULL);
@@ -506,7 +549,10 @@ static int __init dax_probe_init(void)
 	debugfs_create_file("scan", 0600, probe_dir, NULL, &probe_scan_fops);
 	debugfs_create_file("version", 0444, probe_dir, NULL,
 			    &probe_version_fops);
-	pr_info("loaded (format " PROBE_FORMAT ")\n");
+	if (selftest_faults)
+		debugfs_create_file("fault", 0200, probe_dir, NULL, &probe_fault_fops);
+	pr_info("loaded (format " PROBE_FORMAT ")%s\n",
+		selftest_faults ? " with self-test faults" : "");
 	return 0;
 }
 

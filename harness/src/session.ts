@@ -1,0 +1,113 @@
+// The guest a run tests on, kept alive across tests and replaced when it can no longer be
+// trusted: after a crash, a hang that left a task in D state, or a lost connection. Each
+// replacement boots from fresh pmem backing files and sets the filesystems up again.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { bootGuest, type Guest } from './boot.js';
+import { planFsSetup, runFsSetup, type FsType, type MountedFs } from './guest-setup.js';
+import { formatKeyOverlay } from './image.js';
+import { generateRunKeys } from './keys.js';
+import { detectRefcountModel, parseKallsymsNames, type RefcountModel } from './model.js';
+import type { QemuProfile, Accel } from './qemu-plan.js';
+import { HarnessError } from './errors.js';
+import type { SshTarget } from './ssh-target.js';
+
+export interface SessionOptions {
+  profile: QemuProfile;
+  accel: Accel;
+  kernel: string;
+  imagePath: string;
+  filesystems: FsType[];
+  workDir: string;
+  consolePath: string;
+  bootTimeoutMs: number;
+  sshPort?: number;
+  extraAppend?: string[];
+  log: (s: string) => void;
+}
+
+export interface BootRecord {
+  n: number;
+  bootToSshMs: number;
+  setupMs: number;
+  milestones: Guest['milestones'];
+  qemu: string[];
+}
+
+export interface LiveGuest {
+  guest: Guest;
+  model: RefcountModel;
+  mounts: Map<string, MountedFs>;
+}
+
+/** Reads the refcount model from the guest's kallsyms. */
+export async function detectGuestModel(ssh: SshTarget): Promise<RefcountModel> {
+  // Only the few marker symbols are needed: grep in the guest instead of copying 10 MB.
+  const r = await ssh.exec({
+    argv: ['sh', '-c', "grep -E ' (__put_devmap_managed_page_refs|__put_devmap_managed_page|put_devmap_managed_page|vmf_insert_folio_pmd|vmf_insert_page_mkwrite|dax_folio_reset_order)$' /proc/kallsyms; true"],
+    timeoutMs: 20_000,
+  });
+  return detectRefcountModel(parseKallsymsNames(r.stdout));
+}
+
+export class GuestSession {
+  private live: LiveGuest | null = null;
+  readonly boots: BootRecord[] = [];
+
+  constructor(private readonly opts: SessionOptions) {}
+
+  /** Returns a booted, set-up guest, booting a fresh one if there is none. */
+  async ensure(): Promise<LiveGuest> {
+    if (this.live && !this.live.guest.exited() && !this.live.guest.ssh.closed) return this.live;
+    await this.discard();
+    const n = this.boots.length + 1;
+    const o = this.opts;
+    const keys = await generateRunKeys(join(o.workDir, `keys-${n}`));
+    const initrd = join(o.workDir, 'initrd');
+    // The cached base image plus a small archive with this boot's keys: the kernel unpacks
+    // concatenated cpio archives in order.
+    writeFileSync(initrd, Buffer.concat([readFileSync(o.imagePath), formatKeyOverlay(keys.hostKeyDropbear, keys.clientPublicLine)]));
+    if (n > 1) o.log(`booting a fresh guest (boot ${n})`);
+    const guest = await bootGuest({
+      profile: o.profile,
+      accel: o.accel,
+      kernel: o.kernel,
+      initrd,
+      keys,
+      workDir: join(o.workDir, `boot-${n}`),
+      consolePath: o.consolePath,
+      bootTimeoutMs: o.bootTimeoutMs,
+      sshPort: o.sshPort,
+      extraAppend: o.extraAppend,
+      log: o.log,
+    });
+    try {
+      const model = await detectGuestModel(guest.ssh);
+      const t0 = performance.now();
+      const mounted = await runFsSetup(guest.ssh, planFsSetup(o.profile, o.filesystems));
+      this.boots.push({ n, bootToSshMs: guest.bootToSshMs, setupMs: Math.round(performance.now() - t0), milestones: guest.milestones, qemu: guest.plan.argv });
+      this.live = { guest, model, mounts: new Map(mounted.map((m) => [m.fs, m])) };
+      return this.live;
+    } catch (err) {
+      guest.ssh.close();
+      await guest.stop();
+      if (err instanceof HarnessError) throw err;
+      throw new HarnessError('guest', `guest setup failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** The current guest, if one is up. */
+  get current(): LiveGuest | null {
+    return this.live;
+  }
+
+  /** Stops the current guest (if any); the next ensure() boots a new one. */
+  async discard(): Promise<void> {
+    const l = this.live;
+    this.live = null;
+    if (l) {
+      l.guest.ssh.close();
+      await l.guest.stop();
+    }
+  }
+}
