@@ -597,7 +597,8 @@ struct dax_file dax_file_create(const struct helper_args *args)
 		fail_errno("check test file for DAX", "statx");
 	report_set_dax(dax);
 	if (!dax) {
-		fprintf(stderr, "%s: %s: STATX_ATTR_DAX %s\n", g_helper, args->file,
+		fprintf(stderr, "%s: %s: STATX_ATTR_DAX %s\n", g_helper,
+			args->file,
 			reported ? "is clear" :
 			"is not reported by this kernel/filesystem");
 		if (!args->allow_non_dax)
@@ -743,7 +744,7 @@ int parse_timeout(const char *s, unsigned int *out)
 }
 
 #define HELPER_MAX_OPTIONS	32
-/* getopt_long returns OPT_VAL_BASE + table index; anything lower is an error. */
+/* getopt_long returns OPT_VAL_BASE + table index; anything less: an error. */
 #define OPT_VAL_BASE		256
 
 enum { OPT_FILE, OPT_SIZE, OPT_TIMEOUT, OPT_ALLOW_NON_DAX, OPT_COMMON };
@@ -774,7 +775,8 @@ static noreturn void usage_fail(const char *what)
 	fprintf(stderr, "usage: %s %s", g_cli->name,
 		common_options[OPT_FILE].usage);
 	print_own_usage(true);
-	fprintf(stderr, g_cli->default_size ? " [--size BYTES]" : " --size BYTES");
+	fputs(g_cli->default_size ? " [--size BYTES]" : " --size BYTES",
+	      stderr);
 	print_own_usage(false);
 	fprintf(stderr, " %s %s\n", common_options[OPT_TIMEOUT].usage,
 		common_options[OPT_ALLOW_NON_DAX].usage);
@@ -800,8 +802,8 @@ static noreturn void required_fail(void)
 	msg[0] = '\0';
 	for (i = 0; i < n && len < sizeof(msg); i++)
 		len += (size_t)snprintf(msg + len, sizeof(msg) - len, "%s--%s",
-					i == 0 ? "" : i == n - 1 ? " and " : ", ",
-					names[i]);
+					i == 0 ? "" :
+					i == n - 1 ? " and " : ", ", names[i]);
 	if (len < sizeof(msg))
 		snprintf(msg + len, sizeof(msg) - len, " %s required",
 			 n == 1 ? "is" : "are");
@@ -852,7 +854,7 @@ struct helper_args helper_start(int argc, char **argv,
 	g_cli = cli;
 	for (o = cli->options; o && o->name; o++) {
 		if (n == HELPER_MAX_OPTIONS - OPT_COMMON)
-			fail("internal: more than %d options of the helper's own",
+			fail("internal: more than %d own options",
 			     HELPER_MAX_OPTIONS - OPT_COMMON);
 		tab[n++] = o;
 	}

@@ -39,7 +39,7 @@ struct probe_state {
 /* The options every helper takes, with defaults applied. */
 struct helper_args {
 	const char *file;	/* --file PATH, required */
-	uint64_t size;		/* --size BYTES, a non-zero multiple of 4096 */
+	uint64_t size;		/* --size BYTES: n * 4096, n > 0 */
 	unsigned int timeout;	/* --timeout SECONDS */
 	bool allow_non_dax;	/* --allow-non-dax */
 };
@@ -51,7 +51,7 @@ struct helper_option {
 	bool required;		/* a usage error if absent, like --file */
 	/* Its words in the usage line ("--dev BLOCKDEV"); NULL if none. */
 	const char *usage;
-	/* Stores it in @cfg (@arg NULL if it takes none); NULL or a usage error. */
+	/* Stores it in @cfg (@arg NULL if none); NULL or a usage error. */
 	const char *(*set)(void *cfg, const char *arg);
 };
 
@@ -59,9 +59,9 @@ struct helper_option {
 struct helper_cli {
 	const char *name;	/* "helper" in the report */
 	uint64_t default_size;	/* 0: --size must be given */
-	/* The helper's own options, ending with an entry named NULL. */
+	/* The helper's own options, ending with { 0 }; NULL if none. */
 	const struct helper_option *options;
-	/* Checks the options together once all are in; NULL or a usage error. */
+	/* Checks the options together at the end; NULL or a usage error. */
 	const char *(*check)(void *cfg, const struct helper_args *args);
 };
 
@@ -132,7 +132,7 @@ struct dax_file {
 
 /* Where dax_file_map() puts the mapping. */
 enum dax_placement {
-	/* Where mmap() chooses; ext4/xfs pick 2 MiB-aligned addresses for DAX. */
+	/* Where mmap() chooses (ext4/xfs: 2 MiB-aligned for large DAX maps). */
 	DAX_PLACE_ANY,
 	/* On a 2 MiB boundary: PMD faults possible. */
 	DAX_PLACE_PMD,

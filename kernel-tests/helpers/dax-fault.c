@@ -12,68 +12,64 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] =
-	"usage: dax-fault --file PATH --size BYTES [--align 4k|2m] "
-	"[--write|--read] [--timeout SECONDS] [--allow-non-dax]";
-
-enum { OPT_ALIGN, OPT_WRITE, OPT_READ };
-
-static const struct helper_option fault_options[] = {
-	{ "align", required_argument, OPT_ALIGN, false },
-	{ "write", no_argument, OPT_WRITE, false },
-	{ "read", no_argument, OPT_READ, false },
-	{ NULL, 0, 0, false },
-};
-
 struct fault_config {
 	bool align_2m;
 	bool write;
 };
 
-static const char *fault_option(void *ctx, int id, const char *arg)
+static const char *set_align(void *cfg, const char *arg)
 {
-	struct fault_config *cfg = ctx;
+	struct fault_config *c = cfg;
 
-	switch (id) {
-	case OPT_ALIGN:
-		if (strcmp(arg, "4k") == 0)
-			cfg->align_2m = false;
-		else if (strcmp(arg, "2m") == 0)
-			cfg->align_2m = true;
-		else
-			return "--align must be 4k or 2m";
-		break;
-	case OPT_WRITE:
-		cfg->write = true;
-		break;
-	case OPT_READ:
-		cfg->write = false;
-		break;
-	}
+	if (strcmp(arg, "4k") == 0)
+		c->align_2m = false;
+	else if (strcmp(arg, "2m") == 0)
+		c->align_2m = true;
+	else
+		return "--align must be 4k or 2m";
 	return NULL;
 }
 
-static const char *fault_check(void *ctx, const struct helper_args *args)
+static const char *set_write(void *cfg, const char *arg)
 {
-	const struct fault_config *cfg = ctx;
+	(void)arg;
+	((struct fault_config *)cfg)->write = true;
+	return NULL;
+}
 
-	if (cfg->align_2m && args->size < HELPER_PMD_SIZE)
+static const char *set_read(void *cfg, const char *arg)
+{
+	(void)arg;
+	((struct fault_config *)cfg)->write = false;
+	return NULL;
+}
+
+static const char *check_fault(void *cfg, const struct helper_args *args)
+{
+	const struct fault_config *c = cfg;
+
+	if (c->align_2m && args->size < HELPER_PMD_SIZE)
 		return "--align 2m needs --size of at least 2 MiB";
 	return NULL;
 }
 
+static const struct helper_option fault_options[] = {
+	{ "align", required_argument, false, "[--align 4k|2m]", set_align },
+	{ "write", no_argument, false, "[--write|--read]", set_write },
+	{ "read", no_argument, false, NULL, set_read },
+	{ 0 },
+};
+
+static const struct helper_cli fault_cli = {
+	.name = "dax-fault",
+	.options = fault_options,
+	.check = check_fault,
+};
+
 int main(int argc, char **argv)
 {
 	struct fault_config cfg = { .write = true };
-	const struct helper_cli cli = {
-		.name = "dax-fault",
-		.usage = usage,
-		.options = fault_options,
-		.on_option = fault_option,
-		.check = fault_check,
-		.ctx = &cfg,
-	};
-	struct helper_args args = helper_start(argc, argv, &cli);
+	struct helper_args args = helper_start(argc, argv, &fault_cli, &cfg);
 	uint64_t *pfns, i, npages;
 	struct dax_file f;
 	bool contig = true;

@@ -24,17 +24,6 @@
 #define SAMPLES		10
 #define MIN_IO_MS	300
 
-static const char usage[] =
-	"usage: dax-odirect-pin --file PATH --dev BLOCKDEV [--size BYTES] "
-	"[--timeout SECONDS] [--allow-non-dax]";
-
-enum { OPT_DEV };
-
-static const struct helper_option pin_options[] = {
-	{ "dev", required_argument, OPT_DEV, true },
-	{ NULL, 0, 0, false },
-};
-
 struct io_job {
 	int devfd;
 	void *buf;
@@ -47,14 +36,22 @@ struct io_job {
 	uint64_t t1;
 };
 
-static const char *pin_option(void *ctx, int id, const char *arg)
+static const char *set_dev(void *cfg, const char *arg)
 {
-	const char **dev = ctx;
-
-	if (id == OPT_DEV)
-		*dev = arg;
+	*(const char **)cfg = arg;
 	return NULL;
 }
+
+static const struct helper_option pin_options[] = {
+	{ "dev", required_argument, true, "--dev BLOCKDEV", set_dev },
+	{ 0 },
+};
+
+static const struct helper_cli pin_cli = {
+	.name = "dax-odirect-pin",
+	.default_size = HELPER_PAGE_SIZE,
+	.options = pin_options,
+};
 
 static void *io_thread(void *arg)
 {
@@ -108,15 +105,7 @@ static int observe_during(struct io_job *job, uint64_t pfn)
 int main(int argc, char **argv)
 {
 	const char *dev = NULL;
-	const struct helper_cli cli = {
-		.name = "dax-odirect-pin",
-		.usage = usage,
-		.default_size = HELPER_PAGE_SIZE,
-		.options = pin_options,
-		.on_option = pin_option,
-		.ctx = &dev,
-	};
-	struct helper_args args = helper_start(argc, argv, &cli);
+	struct helper_args args = helper_start(argc, argv, &pin_cli, &dev);
 	struct dax_file f;
 	struct io_job job;
 	pthread_t tid;

@@ -19,9 +19,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-static const char usage[] =
-	"usage: dax-uring-pin --file PATH [--size BYTES] [--timeout SECONDS] "
-	"[--allow-non-dax]";
+static const struct helper_cli uring_cli = {
+	.name = "dax-uring-pin",
+	.default_size = HELPER_PAGE_SIZE,
+};
 
 struct pin_counters {
 	long long acquired;
@@ -104,12 +105,7 @@ static void register_control(struct io_uring *ring)
 
 int main(int argc, char **argv)
 {
-	static const struct helper_cli cli = {
-		.name = "dax-uring-pin",
-		.usage = usage,
-		.default_size = HELPER_PAGE_SIZE,
-	};
-	struct helper_args args = helper_start(argc, argv, &cli);
+	struct helper_args args = helper_start(argc, argv, &uring_cli, NULL);
 	struct pin_counters before, after;
 	struct io_uring ring;
 	struct dax_file f;
