@@ -413,7 +413,7 @@ async function classifyLostGuest(guest: Guest, fs: string, test: string, mark: n
   const findings = scanDmesg(parseDmesg(consoleText));
   const died = findings.some((f) => ['panic', 'oops', 'bug', 'general-protection'].includes(f.kind));
   const msg = err instanceof Error ? err.message : String(err);
-  const rec = errorRecord(fs, test, died ? `the kernel crashed: ${findings[0]?.line.text ?? ''}` : `infrastructure: ${msg} (QEMU ${guest.exited() ?? 'still running'})`);
+  const rec = errorRecord(fs, test, died ? `the kernel crashed: ${findings[0]?.line.text ?? ''}` : `infrastructure: the guest was lost (QEMU ${guest.exited() ?? 'still running'}): ${msg}`);
   rec.outcome = died ? 'crash' : 'error';
   rec.findings = findings.map((f) => ({ kind: f.kind, line: f.line.text }));
   rec.durationMs = Math.round(performance.now() - started);

@@ -45,6 +45,12 @@ export function parsePublicKeyLine(line: string): { type: string; blob: Buffer }
   return { type: m[1], blob: Buffer.from(m[2], 'base64') };
 }
 
+/** Returns a command for a message: shell-quoted, cut to one readable line. */
+export function describe(argv: string[]): string {
+  const q = shellQuote(argv);
+  return q.length > 80 ? `${q.slice(0, 77)}...` : q;
+}
+
 /** Returns the remote shell line for a command: a guest-side kill timer around the argv. */
 export function planRemoteLine(cmd: GuestCommand): string {
   // The guest enforces the bound itself (SIGKILL after the timeout) so a runaway helper dies
@@ -120,7 +126,7 @@ export class SshTarget {
     const line = planRemoteLine(cmd);
     return new Promise((resolve, reject) => {
       if (this.closedReason) {
-        reject(new HarnessError('ssh', `connection to the target is gone (${this.closedReason}) before running: ${shellQuote(cmd.argv)}`));
+        reject(new HarnessError('ssh', `connection to the target is gone (${this.closedReason}) before running ${describe(cmd.argv)}`));
         return;
       }
       let stdout = '';
@@ -144,10 +150,10 @@ export class SshTarget {
         channel?.close();
         finish();
       }, cmd.timeoutMs + 5000);
-      this.onClose((reason) => finish(new HarnessError('ssh', `connection lost while running ${shellQuote(cmd.argv)}: ${reason}`)));
+      this.onClose((reason) => finish(new HarnessError('ssh', `connection lost (${reason}) while running ${describe(cmd.argv)}`)));
       this.client.exec(line, (err, ch) => {
         if (err) {
-          finish(new HarnessError('ssh', `cannot start ${shellQuote(cmd.argv)}: ${err.message}`, { cause: err }));
+          finish(new HarnessError('ssh', `cannot start ${describe(cmd.argv)}: ${err.message}`, { cause: err }));
           return;
         }
         channel = ch;
