@@ -101,6 +101,19 @@ export function parseMountOptions(procMounts: string, mountpoint: string): strin
   return found;
 }
 
+// Only emulated persistent memory the harness made is ever formatted: a namespace it just
+// created (ndctl names the device) or a memmap= range it put on the command line.
+const OWN_DEVICE = /^\/dev\/pmem\d+(\.\d+)?$/;
+
+/** Throws unless device is one the harness may format. */
+export function checkOwnDevice(device: string, fs: string): void {
+  if (!OWN_DEVICE.test(device)) {
+    throw new HarnessError('guest', `refusing to format ${device} for ${fs}: the harness only formats the pmem devices it created`, {
+      hint: 'this is a harness bug or an unexpected ndctl answer; nothing was formatted',
+    });
+  }
+}
+
 async function must(ssh: SshTarget, cmd: GuestCommand, what: string): Promise<string> {
   const r = await ssh.exec(cmd);
   if (r.exitCode !== 0) {
@@ -126,6 +139,7 @@ export async function runFsSetup(ssh: SshTarget, plans: FsSetupPlan[]): Promise<
       }
     }
     if (!device) throw new HarnessError('internal', `no device for ${p.fs}`);
+    checkOwnDevice(device, p.fs);
     await must(ssh, p.mkfs(device), `mkfs of ${p.fs} on ${device}`);
     await must(ssh, p.mount(device), `mount -o dax of ${p.fs}`);
     const mounts = await must(ssh, { argv: ['cat', '/proc/mounts'], timeoutMs: 10_000 }, 'reading /proc/mounts');

@@ -82,6 +82,9 @@ t.test('the default run on Debian 6.1 passes on ext4 and xfs and keeps its evide
     t.ok(rec.checks.length >= 5 && rec.checks.every((c: { ok: boolean }) => c.ok), `${rec.id}: every refcount check held`);
   }
   t.match(readFileSync(join(dir, 'results.tap'), 'utf8'), /duration_ms: \d+/, 'YAML diagnostics carry duration_ms');
+  for (const f of readdirSync(dir)) {
+    t.notMatch(readFileSync(join(dir, f), 'utf8'), /PRIVATE KEY/, `${f}: no key material in the results`);
+  }
 });
 
 t.test('a kernel that is not a kernel is a boot error (exit 2) with the console tail, not a test failure', async (t) => {

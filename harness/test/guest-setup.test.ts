@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadProfile } from '../src/config.js';
 import { HarnessError } from '../src/errors.js';
-import { parseMountOptions, parseNdctlNamespace, parseStatxAttributes, planFsSetup } from '../src/guest-setup.js';
+import { checkOwnDevice, parseMountOptions, parseNdctlNamespace, parseStatxAttributes, planFsSetup } from '../src/guest-setup.js';
 import { runCommand } from '../src/proc.js';
 
 const repoDir = fileURLToPath(new URL('../../', import.meta.url));
@@ -155,4 +155,11 @@ t.test('parseMountOptions', async (t) => {
 t.test('parseMountOptions takes the last of stacked mounts', async (t) => {
   const text = '/dev/pmem0 /mnt/ext4 ext4 rw,relatime 0 0\n/dev/pmem1 /mnt/ext4 ext4 rw,relatime,dax=always 0 0\n';
   t.equal(parseMountOptions(text, '/mnt/ext4'), 'rw,relatime,dax=always');
+});
+
+t.test('checkOwnDevice lets only harness-made pmem devices be formatted', async (t) => {
+  for (const ok of ['/dev/pmem0', '/dev/pmem12', '/dev/pmem1.1']) t.doesNotThrow(() => checkOwnDevice(ok, 'ext4'), ok);
+  for (const bad of ['/dev/sda', '/dev/nvme0n1', '/dev/pmem0p1', '/dev/pmem0/../sda', 'pmem0', '/dev/nullb0', '']) {
+    t.throws(() => checkOwnDevice(bad, 'xfs'), { name: 'HarnessError', kind: 'guest', message: /refusing to format/ }, `refuses ${bad || '(empty)'}`);
+  }
 });

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { checkRequirements, formatDoctor, planInstall, planRequirements, type Requirement } from '../src/prereqs.js';
+import { checkRequirements, ensureRequirements, formatDoctor, planInstall, planRequirements, type Requirement } from '../src/prereqs.js';
 
 // A fake filesystem: only what cannot be arranged on this host (which has everything installed).
 function fakeExists(paths: string[]): (p: string) => boolean {
@@ -89,4 +89,17 @@ t.test('formatDoctor', async (t) => {
   // Names line up in a column whatever their length.
   const whyColumn = new Set(done.slice(0, -1).map((l, i) => l.indexOf(reqs[i]!.why)));
   t.equal(whyColumn.size, 1);
+});
+
+t.test('ensureRequirements: a missing package without root is an error naming it and the command', async (t) => {
+  const reqs = planRequirements({ headersFor: '6.1.0-56-amd64' });
+  const logs: string[] = [];
+  const missingQemu = (p: string): boolean => !p.includes('qemu-system-x86_64') && !p.includes('linux-headers');
+  const err = await ensureRequirements(reqs, true, (s) => logs.push(s), false, missingQemu).catch((e: unknown) => e);
+  t.match(err, { name: 'HarnessError', kind: 'config', message: /missing Debian packages: qemu-system-x86 linux-headers-6\.1\.0-56-amd64/ });
+  t.match((err as { hint: string }).hint, /sudo apt-get install --no-install-recommends qemu-system-x86 linux-headers-6\.1\.0-56-amd64/);
+  t.same(logs, [], 'nothing was attempted');
+  const refused = await ensureRequirements(reqs, false, () => undefined, true, missingQemu).catch((e: unknown) => e);
+  t.match(refused, { kind: 'config', message: /missing Debian packages/ }, '--no-install refuses even as root');
+  await t.resolves(ensureRequirements(reqs, false, () => undefined, false, () => true), 'nothing missing: nothing to do');
 });
