@@ -10,9 +10,9 @@ import { Parser } from 'tap-parser';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const unitOnly = process.argv.includes('--unit');
-const files = readdirSync(join(root, 'harness', 'test'))
+const files = readdirSync(join(root, 'harness', 'test'), { recursive: true })
   .filter((f) => f.endsWith('.test.ts'))
-  .filter((f) => !(unitOnly && f.startsWith('e2e')))
+  .filter((f) => !(unitOnly && f.split('/').pop().startsWith('e2e')))
   .sort()
   .map((f) => join('harness', 'test', f));
 

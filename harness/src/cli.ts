@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { resolveConfig, USAGE } from './config.js';
 import { EXIT_INFRA, formatError } from './errors.js';
 import { checkRequirements, formatDoctor, planRequirements } from './prereqs.js';
-import { formatDryRun, runSuite } from './run.js';
+import { formatDryRun, runExec, runSuite } from './run.js';
 import { SUITE } from './suite.js';
 
 const repoDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -30,6 +30,13 @@ async function main(): Promise<number> {
       process.stdout.write(`${lines.join('\n')}\n`);
       return missing.length === 0 ? 0 : EXIT_INFRA;
     }
+    case 'exec':
+      return await runExec(
+        cfg,
+        (s) => process.stdout.write(s),
+        (s) => process.stderr.write(s),
+        log,
+      );
     case 'run': {
       if (cfg.dryRun) {
         process.stdout.write(`${formatDryRun(cfg)}\n`);

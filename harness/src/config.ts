@@ -9,7 +9,7 @@ import type { Accel, QemuProfile } from './qemu-plan.js';
 import type { FsType } from './guest-setup.js';
 import { selectTests, type TestDef } from './suite.js';
 
-export type Command = 'run' | 'doctor' | 'list' | 'help';
+export type Command = 'run' | 'exec' | 'doctor' | 'list' | 'help';
 
 export interface HarnessConfig {
   command: Command;
@@ -33,12 +33,17 @@ export interface HarnessConfig {
   /** Extra kernel command-line words. */
   extraAppend: string[];
   verbose: boolean;
+  /** For exec: the command to run in the guest. */
+  execArgv: string[];
 }
 
 export const USAGE = `usage: dax-harness <command> [options]
 
 commands:
   run       build the guest, boot it, set up fsdax, run the suite, print TAP 14 (default)
+  exec      boot and set up the guest as for run, then run one command in it:
+            dax-harness exec [options] -- CMD ARGS...  (helpers are in /opt/dax/bin,
+            filesystems on /mnt/ext4 and /mnt/xfs; bounded by --test-timeout, default 300 s)
   doctor    list the host prerequisites that are present and missing, and what will be installed
   list      list the tests with what each checks
 
@@ -122,10 +127,14 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
   }
   const { values: o, positionals } = parsed;
   const cmd = o.help ? 'help' : (positionals[0] ?? 'run');
-  if (!['run', 'doctor', 'list', 'help'].includes(cmd)) {
-    throw new HarnessError('config', `unknown command "${cmd}"`, { hint: 'commands are run, doctor, list, help' });
+  if (!['run', 'exec', 'doctor', 'list', 'help'].includes(cmd)) {
+    throw new HarnessError('config', `unknown command "${cmd}"`, { hint: 'commands are run, exec, doctor, list, help' });
   }
-  if (positionals.length > 1) throw new HarnessError('config', `unexpected argument "${positionals[1]}"`, { hint: 'see `dax-harness help`' });
+  const execArgv = cmd === 'exec' ? positionals.slice(1) : [];
+  if (cmd === 'exec' && execArgv.length === 0) {
+    throw new HarnessError('config', 'exec needs a command', { hint: 'e.g. dax-harness exec -- /opt/dax/bin/dax-fault --file /mnt/xfs/f --size 2m --align 2m' });
+  }
+  if (cmd !== 'exec' && positionals.length > 1) throw new HarnessError('config', `unexpected argument "${positionals[1]}"`, { hint: 'see `dax-harness help`' });
   if (o.accel !== 'tcg' && o.accel !== 'kvm') throw new HarnessError('config', `--accel ${o.accel}: must be tcg or kvm`, { hint: 'use --accel tcg, or --accel kvm where /dev/kvm exists' });
   if (o.accel === 'kvm' && !existsSync('/dev/kvm')) throw new HarnessError('config', '--accel kvm: /dev/kvm does not exist', { hint: 'use --accel tcg' });
   const fss = list(o.fs);
@@ -168,5 +177,6 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
     sshPort,
     extraAppend: (o.append ?? []).flatMap((a) => a.split(/\s+/)).filter(Boolean),
     verbose: o.verbose ?? false,
+    execArgv,
   });
 }

@@ -20,6 +20,7 @@ import { RunStore } from './results.js';
 import type { SshTarget } from './ssh-target.js';
 import { parseHelperReport, type Check, type HelperReport, type TestDef } from './suite.js';
 import { TapWriter, type YamlValue } from './tap.js';
+import { parseDaxTrace, planTraceStart, planTraceStop } from './trace.js';
 
 export type Outcome = 'pass' | 'fail' | 'skip' | 'timeout' | 'crash' | 'error';
 
@@ -111,7 +112,8 @@ export async function runOneTest(guest: Guest, t: TestDef, m: MountedFs, model: 
   const id = `${m.fs}-${t.name}`;
   const started = performance.now();
   const ssh = guest.ssh;
-  const pre = await guestText(ssh, ['sh', '-c', 'echo "dax-harness: BEGIN $1" > /dev/kmsg; cat /proc/sys/kernel/tainted', 'begin', id]);
+  const traceOn = t.trace ? `${planTraceStart()}; ` : '';
+  const pre = await guestText(ssh, ['sh', '-c', `${traceOn}echo "dax-harness: BEGIN $1" > /dev/kmsg; cat /proc/sys/kernel/tainted`, 'begin', id]);
   const taintBefore = Number.parseInt(pre.trim(), 10);
   const timeoutMs = testTimeoutMs ?? t.timeoutMs;
   const res = await ssh.exec({ argv: t.argv({ mountpoint: m.mountpoint, fs: m.fs }), timeoutMs });
@@ -124,9 +126,10 @@ export async function runOneTest(guest: Guest, t: TestDef, m: MountedFs, model: 
   }
   const post = await guestText(ssh, ['sh', '-c', 'cat /proc/sys/kernel/tainted; echo "dax-harness: END $1" > /dev/kmsg', 'end', id]);
   const taintAfter = Number.parseInt(post.trim(), 10);
+  const trace = t.trace ? parseDaxTrace(await guestText(ssh, ['sh', '-c', planTraceStop()], 30_000)) : [];
   const dmesg = parseDmesg(await guestText(ssh, ['dmesg'], 30_000));
   const window = sliceBetweenMarkers(dmesg, id) ?? [];
-  const findings = scanDmesg(window);
+  const findings = scanDmesg(window, { allow: t.allowDmesg });
   const newTaint = taintDelta(taintBefore, taintAfter).filter((f) => isFailureTaint(f.bit));
   const report = parseHelperReport(res.stdout);
 
@@ -163,7 +166,7 @@ export async function runOneTest(guest: Guest, t: TestDef, m: MountedFs, model: 
     rec.outcome = 'fail';
     rec.reason = `helper: ${report.reason}`;
   } else {
-    rec.checks = t.judge(report, model);
+    rec.checks = t.judge(report, model, { fs: m.fs, trace });
     const bad = rec.checks.filter((c) => !c.ok);
     if (bad.length > 0) problems.unshift(`${bad.length} of ${rec.checks.length} checks failed`);
     rec.outcome = problems.length > 0 ? 'fail' : 'pass';
@@ -301,6 +304,10 @@ export async function runSuite(cfg: HarnessConfig, out: (line: string) => void, 
             rec = { ...errorRecord(fs, t.name, lost ?? `not run: interrupted by ${interrupted}`), outcome: lost ? 'error' : 'skip' };
             break;
           }
+          if (t.filesystems && !t.filesystems.includes(fs)) {
+            rec = { ...errorRecord(fs, t.name, `not applicable to ${fs} (runs on ${t.filesystems.join(', ')})`), outcome: 'skip' };
+            break;
+          }
           let live: LiveGuest;
           try {
             live = await session.ensure();
@@ -419,4 +426,37 @@ async function classifyLostGuest(guest: Guest, fs: string, test: string, mark: n
   rec.durationMs = Math.round(performance.now() - started);
   rec.dmesgExcerpt = died ? findingsText(findings) : consoleText.split('\n').map((l) => l.replace(/\r$/, '')).filter(Boolean).slice(-20);
   return rec;
+}
+
+/** Boots and sets up a guest as a run would, runs one command in it, and returns its exit code. */
+export async function runExec(cfg: HarnessConfig, out: (s: string) => void, err: (s: string) => void, log: (s: string) => void): Promise<number> {
+  const prepared = await prepare(cfg, log);
+  const workDir = join(tmpdir(), `dax-harness-${process.pid}-${Date.now()}`);
+  mkdirSync(workDir, { recursive: true, mode: 0o700 });
+  const session = new GuestSession({
+    profile: cfg.profile,
+    accel: cfg.accel,
+    kernel: prepared.kernel.bzImage,
+    imagePath: prepared.imagePath,
+    filesystems: cfg.filesystems,
+    workDir,
+    consolePath: join(workDir, 'console.log'),
+    bootTimeoutMs: cfg.bootTimeoutMs,
+    sshPort: cfg.sshPort ?? undefined,
+    extraAppend: cfg.extraAppend,
+    log,
+  });
+  try {
+    const live = await session.ensure();
+    log(`refcount model ${live.model.name}; running: ${shellQuote(cfg.execArgv)}`);
+    const r = await live.guest.ssh.exec({ argv: cfg.execArgv, timeoutMs: cfg.testTimeoutMs ?? 300_000 }, (stream, chunk) => (stream === 'stdout' ? out(chunk) : err(chunk)));
+    if (r.timedOut) {
+      err(`dax-harness: the command did not finish within ${(cfg.testTimeoutMs ?? 300_000) / 1000} s\n`);
+      return EXIT_KERNEL_FAILURE;
+    }
+    return r.exitCode ?? EXIT_KERNEL_FAILURE;
+  } finally {
+    await session.discard();
+    rmSync(workDir, { recursive: true, force: true });
+  }
 }

@@ -1,7 +1,11 @@
 // The test definitions: which helper runs with which arguments, its time bound, and how its
 // observations are judged against the kernel's refcount model. Helpers only observe; the
 // judging is here, written once per model through model.ts.
-import { expectedMapcount, expectedRefcount, type RefcountModel } from './model.js';
+import { expectedRefcount, type RefcountModel } from './model.js';
+import { BIN, cmp, eq, idleCheck, mappedChecks, obs } from './checks.js';
+import { TESTS as PIN_TESTS } from './scenarios/pins.js';
+import { TESTS as MAPPING_TESTS } from './scenarios/mappings.js';
+import { summarizeDaxFaults, type DaxTraceEvent } from './trace.js';
 
 export interface HelperObs {
   phase: string;
@@ -35,16 +39,28 @@ export interface TestContext {
   fs: string;
 }
 
+/** What a judge gets besides the helper's report. */
+export interface JudgeContext {
+  fs: string;
+  /** fs_dax events recorded during the test (empty unless the test asks for tracing). */
+  trace: DaxTraceEvent[];
+}
+
 export interface TestDef {
   name: string;
   /** What it checks and why, in a sentence or two (shown by `dax-harness list`). */
   description: string;
   argv(ctx: TestContext): string[];
   timeoutMs: number;
-  judge(report: HelperReport, model: RefcountModel): Check[];
+  judge(report: HelperReport, model: RefcountModel, ctx: JudgeContext): Check[];
+  /** Filesystems the test applies to (default: all); on others it is a SKIP. */
+  filesystems?: string[];
+  /** dmesg lines this scenario expects (e.g. memory-failure recovery), not failures. */
+  allowDmesg?: RegExp[];
+  /** Record fs_dax tracepoints during the test and hand them to the judge. */
+  trace?: boolean;
 }
 
-const BIN = '/opt/dax/bin';
 
 /** Returns the helper's JSON report: the last line of stdout that parses as one. */
 export function parseHelperReport(stdout: string): HelperReport | null {
@@ -65,30 +81,21 @@ export function parseHelperReport(stdout: string): HelperReport | null {
   return null;
 }
 
-function obs(r: HelperReport, phase: string): HelperObs | undefined {
-  return r.obs.find((o) => o.phase === phase);
-}
-
-function eq(name: string, expected: number, actual: number | undefined): Check {
-  return { name, ok: actual === expected, expected: String(expected), actual: actual === undefined ? 'not observed' : String(actual) };
-}
-
-function cmp(name: string, ok: (a: number) => boolean, expected: string, actual: number | undefined): Check {
-  return { name, ok: actual !== undefined && ok(actual), expected, actual: actual === undefined ? 'not observed' : String(actual) };
-}
-
-// A page that one process maps with one PTE or PMD, and nobody pins.
-function mappedChecks(r: HelperReport, m: RefcountModel, phase: string): Check[] {
-  const o = obs(r, phase);
-  return [
-    eq(`${phase}: page is ZONE_DEVICE (fsdax)`, 1, o?.zone_device),
-    eq(`${phase}: refcount (${m.name} model)`, expectedRefcount(m, 1), o?.refcount),
-    eq(`${phase}: mapcount (${m.name} model)`, expectedMapcount(m, 1), o?.mapcount),
-  ];
-}
-
-function idleCheck(r: HelperReport, m: RefcountModel, phase = 'unmapped'): Check {
-  return eq(`${phase}: refcount back to idle (${m.name} model)`, expectedRefcount(m, 0), obs(r, phase)?.refcount);
+// Which fault size the kernel used, from the fs_dax tracepoints. A PMD mapping is possible only
+// where the file's blocks are 2 MiB-aligned and contiguous (the helper reports that); there
+// it must be used, elsewhere the kernel must fall back to PTEs.
+function faultSizeChecks(r: HelperReport, ctx: JudgeContext, align: '4k' | '2m'): Check[] {
+  const f = summarizeDaxFaults(ctx.trace);
+  if (align === '4k') {
+    return [
+      cmp('PTE faults recorded (fs_dax:dax_pte_fault_done)', (a) => a > 0, '> 0', f.pteDone),
+      eq('no PMD mapping for a mapping off a 2 MiB boundary', 0, f.pmdNopage),
+    ];
+  }
+  const pmdPossible = r.extra.huge_aligned === true && r.extra.pfn_contig === true;
+  return pmdPossible
+    ? [cmp('PMD fault used where alignment allows (dax_pmd_fault_done NOPAGE)', (a) => a > 0, '> 0', f.pmdNopage)]
+    : [cmp('blocks not 2 MiB-aligned: the PMD fault falls back to PTEs', (a) => a > 0, '> 0 FALLBACK', f.pmdFallback)];
 }
 
 function faultTest(name: string, align: '4k' | '2m', size: string, description: string): TestDef {
@@ -97,11 +104,18 @@ function faultTest(name: string, align: '4k' | '2m', size: string, description: 
     description,
     argv: (c) => [`${BIN}/dax-fault`, '--file', `${c.mountpoint}/${name}`, '--size', size, '--align', align, '--write', '--timeout', '50'],
     timeoutMs: 60_000,
-    judge: (r, m) => [...mappedChecks(r, m, 'mapped'), ...mappedChecks(r, m, 'mapped_last'), idleCheck(r, m), idleCheck(r, m, 'unmapped_last')],
+    trace: true,
+    judge: (r, m, ctx) => [
+      ...mappedChecks(r, m, 'mapped'),
+      ...mappedChecks(r, m, 'mapped_last'),
+      idleCheck(r, m),
+      idleCheck(r, m, 'unmapped_last'),
+      ...faultSizeChecks(r, ctx, align),
+    ],
   };
 }
 
-export const SUITE: TestDef[] = [
+const BASE_TESTS: TestDef[] = [
   faultTest(
     'mmap-fault-4k',
     '4k',
@@ -166,6 +180,9 @@ export const SUITE: TestDef[] = [
     },
   },
 ];
+
+/** The refcount suite, in run order. */
+export const SUITE: TestDef[] = [...BASE_TESTS, ...PIN_TESTS, ...MAPPING_TESTS];
 
 // Self-tests of the harness: each makes the guest misbehave on purpose so the fault-injection
 // tests can prove a WARN is seen, a panic is a crash, a hang is a timeout and a dropped

@@ -1,0 +1,37 @@
+// Building blocks for judges: look up an observation by phase and compare it with what the
+// refcount model predicts. Every check says what was expected and what was seen.
+import { expectedMapcount, expectedRefcount, type RefcountModel } from './model.js';
+import type { Check, HelperObs, HelperReport } from './suite.js';
+
+/** Where the helpers live in the guest. */
+export const BIN = '/opt/dax/bin';
+
+/** Returns the observation of a phase, if the helper made one. */
+export function obs(r: HelperReport, phase: string): HelperObs | undefined {
+  return r.obs.find((o) => o.phase === phase);
+}
+
+/** An equality check on a number that may not have been observed. */
+export function eq(name: string, expected: number, actual: number | undefined): Check {
+  return { name, ok: actual === expected, expected: String(expected), actual: actual === undefined ? 'not observed' : String(actual) };
+}
+
+/** A check with its own predicate. */
+export function cmp(name: string, ok: (a: number) => boolean, expected: string, actual: number | undefined): Check {
+  return { name, ok: actual !== undefined && ok(actual), expected, actual: actual === undefined ? 'not observed' : String(actual) };
+}
+
+/** Checks for a page one process maps with one PTE or PMD, and nobody pins. */
+export function mappedChecks(r: HelperReport, m: RefcountModel, phase: string): Check[] {
+  const o = obs(r, phase);
+  return [
+    eq(`${phase}: page is ZONE_DEVICE (fsdax)`, 1, o?.zone_device),
+    eq(`${phase}: refcount (${m.name} model)`, expectedRefcount(m, 1), o?.refcount),
+    eq(`${phase}: mapcount (${m.name} model)`, expectedMapcount(m, 1), o?.mapcount),
+  ];
+}
+
+/** Checks that a page is back at the idle refcount. */
+export function idleCheck(r: HelperReport, m: RefcountModel, phase = 'unmapped'): Check {
+  return eq(`${phase}: refcount back to idle (${m.name} model)`, expectedRefcount(m, 0), obs(r, phase)?.refcount);
+}
