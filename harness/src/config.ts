@@ -33,6 +33,8 @@ export interface HarnessConfig {
   /** Extra kernel command-line words. */
   extraAppend: string[];
   verbose: boolean;
+  /** The known-failure list (kernel-tests/known-failures.json unless given). */
+  knownFailuresPath: string;
   /** For exec: the command to run in the guest. */
   execArgv: string[];
 }
@@ -63,6 +65,7 @@ run options:
   --infra-retries N      retries of a test that hit an infrastructure error (default: 1)
   --ssh-port PORT        host port for the guest's SSH on 127.0.0.1 (default: a free one)
   --append WORDS         extra kernel command-line words (repeatable)
+  --known-failures FILE  known-failure list (default: kernel-tests/known-failures.json)
   --no-install           never run apt-get; fail with the list of missing packages instead
   --dry-run              print the plans (QEMU command line, guest setup) and exit
   -v, --verbose          progress on stderr
@@ -116,6 +119,7 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
         'infra-retries': { type: 'string', default: '1' },
         'ssh-port': { type: 'string' },
         append: { type: 'string', multiple: true },
+        'known-failures': { type: 'string' },
         'no-install': { type: 'boolean', default: false },
         'dry-run': { type: 'boolean', default: false },
         verbose: { type: 'boolean', short: 'v', default: false },
@@ -178,5 +182,6 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
     extraAppend: (o.append ?? []).flatMap((a) => a.split(/\s+/)).filter(Boolean),
     verbose: o.verbose ?? false,
     execArgv,
+    knownFailuresPath: resolve(cwd, o['known-failures'] ?? join(repoDir, 'kernel-tests', 'known-failures.json')),
   });
 }

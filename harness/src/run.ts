@@ -21,8 +21,10 @@ import type { SshTarget } from './ssh-target.js';
 import { parseHelperReport, type Check, type HelperReport, type TestDef } from './suite.js';
 import { TapWriter, type YamlValue } from './tap.js';
 import { parseDaxTrace, planTraceStart, planTraceStop } from './trace.js';
+import { loadKnownFailures, matchKnownFailure } from './known-failures.js';
 
-export type Outcome = 'pass' | 'fail' | 'skip' | 'timeout' | 'crash' | 'error';
+// xfail: a kernel failure the known-failure list explains; shown as TAP TODO, never as a pass.
+export type Outcome = 'pass' | 'fail' | 'skip' | 'timeout' | 'crash' | 'error' | 'xfail';
 
 export interface TestRecord {
   id: string;
@@ -192,6 +194,7 @@ function tapDiag(rec: TestRecord, model: RefcountModel | null): Record<string, Y
 function tapPoint(rec: TestRecord, model: RefcountModel | null): Parameters<TapWriter['point']>[0] {
   const diag = tapDiag(rec, model);
   if (rec.outcome === 'skip') return { ok: true, name: rec.test, directive: { kind: 'SKIP', reason: rec.reason }, diag };
+  if (rec.outcome === 'xfail') return { ok: false, name: rec.test, directive: { kind: 'TODO', reason: shortReason(rec.reason) }, diag };
   const tags = { timeout: 'TIMEOUT', crash: 'CRASH', error: 'ERROR' } as const;
   const kind = rec.outcome === 'timeout' || rec.outcome === 'crash' || rec.outcome === 'error' ? tags[rec.outcome] : null;
   return { ok: rec.outcome === 'pass', name: rec.test, diag, ...(kind ? { tag: { kind, reason: shortReason(rec.reason) } } : {}) };
@@ -223,6 +226,7 @@ export async function runSuite(cfg: HarnessConfig, out: (line: string) => void, 
       hint: 'pick a free port, or leave --ssh-port out and the harness picks one',
     });
   }
+  const knownFailures = loadKnownFailures(cfg.knownFailuresPath);
   const prepared = await prepare(cfg, log);
   const store = RunStore.create(cfg.resultsDir, prepared.kernel.release);
   log(`run directory: ${store.dir}`);
@@ -360,6 +364,10 @@ export async function runSuite(cfg: HarnessConfig, out: (line: string) => void, 
             r.reason += attempt > 0 ? ` (after ${attempt} retr${attempt === 1 ? 'y' : 'ies'})` : '';
           }
           rec = r;
+        }
+        if (isKernelFailure(rec.outcome)) {
+          const known = matchKnownFailure(knownFailures, t.name, fs, prepared.kernel.release, session.current?.model.name ?? null);
+          if (known) rec = { ...rec, outcome: 'xfail', reason: `known failure: ${known.reason} (evidence: ${known.evidence}); this run: ${rec.reason}` };
         }
         log(`${fs}/${t.name}: ${rec.outcome}${rec.reason ? ` (${rec.reason})` : ''} in ${rec.durationMs} ms`);
         records.push(rec);

@@ -63,7 +63,7 @@ t.test('options', async (t) => {
   t.same(c.kernel, { kind: 'path', bzImage: `${cwd}/bz`, modulesDir: '/m', buildDir: `${cwd}/b` }, 'paths resolved against the cwd');
   t.equal(c.profile.name, 'labels');
   t.same(c.filesystems, ['xfs']);
-  t.same(c.tests.map((x) => x.name), ['mmap-fault-4k', 'odirect-pin']);
+  t.same(c.tests.map((x) => x.name), ['odirect-pin', 'mmap-fault-4k'], 'tests in the order given');
   t.equal(c.bootTimeoutMs, 30_000);
   t.equal(c.testTimeoutMs, 2500);
   t.equal(c.allowInstall, false);

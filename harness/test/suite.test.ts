@@ -194,12 +194,14 @@ t.test('selectTests', async (t) => {
   t.equal(selectTests([]).tests, SUITE, 'no names: the whole suite');
   t.same(selectTests([]).unknown, []);
   const some = selectTests(['uring-longterm', 'mmap-fault-4k']);
-  t.same(some.tests.map((x) => x.name), ['mmap-fault-4k', 'uring-longterm'], 'suite order, not argument order');
+  t.same(some.tests.map((x) => x.name), ['uring-longterm', 'mmap-fault-4k'], 'argument order: a fault-injection run places its faults');
   t.same(some.unknown, []);
   const bad = selectTests(['odirect-pin', 'mmap-fault-1g', 'ODIRECT-PIN']);
   t.same(bad.unknown, ['mmap-fault-1g', 'ODIRECT-PIN'], 'unknown names reported (names are case-sensitive)');
   t.same(bad.tests.map((x) => x.name), ['odirect-pin']);
-  t.same(selectTests(['odirect-pin', 'odirect-pin']).tests.map((x) => x.name), ['odirect-pin'], 'a name given twice runs once');
+  t.same(selectTests(['odirect-pin', 'odirect-pin']).tests.map((x) => x.name), ['odirect-pin', 'odirect-pin'], 'a name given twice runs twice (e.g. again after a fault)');
+  t.same(selectTests(['selftest-panic']).tests.map((x) => x.name), ['selftest-panic'], 'self-tests are selectable by name');
+  t.notOk(SUITE.some((x) => x.name.startsWith('selftest-')), 'but never part of the suite');
 });
 
 t.test('a report without extra still parses, with an empty extra', async (t) => {
