@@ -1,7 +1,23 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { detectRefcountModel } from '../src/model.js';
+import { parseDaxTrace } from '../src/trace.js';
 import { parseHelperReport, selectTests, SUITE, type Check, type HelperObs, type HelperReport, type TestDef } from '../src/suite.js';
+
+// Real fs_dax traces from a 6.1 guest: the 4 KiB case (PMD FALLBACK then PTE faults) and the
+// 2 MiB case (PMD NOPAGE), both on ext4.
+const TRACE_TEXT = readFileSync(new URL('./fixtures/trace/fs-dax-6.1.txt', import.meta.url), 'utf8');
+function traceSection(title: string): string {
+  const part = TRACE_TEXT.split('=== ').find((p) => p.startsWith(title)) ?? '';
+  return part;
+}
+const TRACES: Record<string, ReturnType<typeof parseDaxTrace>> = {
+  'mmap-fault-4k': parseDaxTrace(traceSection('ext4 4k')),
+  'mmap-fault-2m': parseDaxTrace(traceSection('ext4 2m')),
+};
+function judge(d: TestDef, r: HelperReport, m: ReturnType<typeof detectRefcountModel>): Check[] {
+  return d.judge(r, m, { fs: 'ext4', trace: TRACES[d.name] ?? [] });
+}
 
 const fixture = (p: string): string => readFileSync(new URL(`fixtures/${p}`, import.meta.url), 'utf8');
 const LEGACY = detectRefcountModel(new Set(['__put_devmap_managed_page_refs']));
@@ -110,83 +126,87 @@ t.test('the suite', async (t) => {
 for (const name of NAMES) {
   t.test(`${name}: judge`, async (t) => {
     const d = test(name);
-    const legacyChecks = d.judge(legacyReport(name), LEGACY);
+    const legacyChecks = judge(d, legacyReport(name), LEGACY);
     t.ok(legacyChecks.length >= 5, 'several checks');
     t.same(failed(legacyChecks), [], 'the real 6.1 report passes under the legacy model');
     t.ok(legacyChecks.every((c) => c.actual !== 'not observed'));
     t.equal(new Set(legacyChecks.map((c) => c.name)).size, legacyChecks.length, 'check names are unique');
 
-    const folioChecks = d.judge(folioReport(name), FOLIO);
+    const folioChecks = judge(d, folioReport(name), FOLIO);
     t.same(failed(folioChecks), [], 'a folio-model report passes under the folio model');
     t.ok(folioChecks.some((c) => c.name.includes('(folio model)')), 'check names say which model judged');
 
     // The models predict different numbers: each report fails under the other model.
-    t.ok(failed(d.judge(legacyReport(name), FOLIO)).length > 0, 'the 6.1 report fails under the folio model');
-    t.ok(failed(d.judge(folioReport(name), LEGACY)).length > 0, 'the folio report fails under the legacy model');
+    t.ok(failed(judge(d, legacyReport(name), FOLIO)).length > 0, 'the 6.1 report fails under the folio model');
+    t.ok(failed(judge(d, folioReport(name), LEGACY)).length > 0, 'the folio report fails under the legacy model');
 
-    const empty = d.judge({ ...legacyReport(name), obs: [], extra: {} }, LEGACY);
-    t.same(failed(empty), empty, 'no observations: every check fails');
+    const all = d.judge({ ...legacyReport(name), obs: [], extra: {} }, LEGACY, { fs: 'ext4', trace: [] });
+    // Tracepoint checks count events (0 is an observation); the probe checks have nothing.
+    const empty = all.filter((c) => !/fault|PMD|PTE/.test(c.name));
+    t.ok(empty.length > 0);
+    t.same(failed(empty), empty, 'no observations: every probe check fails');
     t.ok(empty.every((c) => c.actual === 'not observed'), 'and says "not observed"');
+    if (name.startsWith('mmap-fault')) t.ok(failed(all).some((c) => /fault/.test(c.name)), 'no trace events: a fault-size check fails too');
   });
 }
 
 t.test('mmap-fault-*: specific failures', async (t) => {
   const d = test('mmap-fault-4k');
-  const leaked = d.judge(withObs(legacyReport('mmap-fault-4k'), 'unmapped', { refcount: 2 }), LEGACY);
+  const leaked = judge(d, withObs(legacyReport('mmap-fault-4k'), 'unmapped', { refcount: 2 }), LEGACY);
   t.same(failed(leaked), [{ name: 'unmapped: refcount back to idle (legacy model)', ok: false, expected: '1', actual: '2' }], 'a reference leaked past munmap is caught, and only that');
 
-  const folioLeak = d.judge(withObs(folioReport('mmap-fault-4k'), 'unmapped_last', { refcount: 1 }), FOLIO);
+  const folioLeak = judge(d, withObs(folioReport('mmap-fault-4k'), 'unmapped_last', { refcount: 1 }), FOLIO);
   t.same(failed(folioLeak).map((c) => [c.name, c.expected, c.actual]), [['unmapped_last: refcount back to idle (folio model)', '0', '1']]);
 
-  const counted = test('mmap-fault-2m').judge(withObs(legacyReport('mmap-fault-2m'), 'mapped', { mapcount: 1 }), LEGACY);
+  const counted = judge(test('mmap-fault-2m'), withObs(legacyReport('mmap-fault-2m'), 'mapped', { mapcount: 1 }), LEGACY);
   t.same(failed(counted).map((c) => c.name), ['mapped: mapcount (legacy model)'], '6.1 never counts fsdax mappings');
 
-  const notDax = test('mmap-fault-2m').judge(withObs(legacyReport('mmap-fault-2m'), 'mapped_last', { zone_device: 0 }), LEGACY);
+  const notDax = judge(test('mmap-fault-2m'), withObs(legacyReport('mmap-fault-2m'), 'mapped_last', { zone_device: 0 }), LEGACY);
   t.same(failed(notDax).map((c) => c.name), ['mapped_last: page is ZONE_DEVICE (fsdax)'], 'a page-cache page is not accepted as fsdax');
 
-  const noTail = d.judge({ ...legacyReport('mmap-fault-4k'), obs: legacyReport('mmap-fault-4k').obs.filter((o) => !o.phase.endsWith('_last')) }, LEGACY);
+  const noTail = judge(d, { ...legacyReport('mmap-fault-4k'), obs: legacyReport('mmap-fault-4k').obs.filter((o) => !o.phase.endsWith('_last')) }, LEGACY);
   t.ok(failed(noTail).length === 4 && failed(noTail).every((c) => c.name.startsWith('mapped_last') || c.name.startsWith('unmapped_last')), 'missing _last phases fail their checks');
 });
 
 t.test('odirect-pin: specific failures', async (t) => {
   const d = test('odirect-pin');
-  const noPin = d.judge(withObs(legacyReport('odirect-pin'), 'during', { refcount: 1 }), LEGACY);
+  const noPin = judge(d, withObs(legacyReport('odirect-pin'), 'during', { refcount: 1 }), LEGACY);
   t.same(failed(noPin), [{ name: 'during: refcount raised by the in-flight I/O', ok: false, expected: '> 1', actual: '1' }], 'a pin that was not observed fails');
 
-  const stuck = d.judge(withObs(legacyReport('odirect-pin'), 'after', { refcount: 2 }), LEGACY);
+  const stuck = judge(d, withObs(legacyReport('odirect-pin'), 'after', { refcount: 2 }), LEGACY);
   t.same(failed(stuck).map((c) => [c.name, c.expected, c.actual]), [['after: refcount back to the mapped value', '1', '2']], 'a pin not dropped after the I/O fails');
 
-  const fast = d.judge({ ...legacyReport('odirect-pin'), extra: { io_ms: 120, io_ret: 4096, during_samples: 1 } }, LEGACY);
+  const fast = judge(d, { ...legacyReport('odirect-pin'), extra: { io_ms: 120, io_ret: 4096, during_samples: 1 } }, LEGACY);
   t.same(failed(fast).map((c) => [c.name, c.actual]), [['the I/O really was slow (pin window observed)', '120']]);
 
-  const noDuring = d.judge({ ...legacyReport('odirect-pin'), obs: legacyReport('odirect-pin').obs.filter((o) => o.phase !== 'during') }, LEGACY);
+  const noDuring = judge(d, { ...legacyReport('odirect-pin'), obs: legacyReport('odirect-pin').obs.filter((o) => o.phase !== 'during') }, LEGACY);
   t.same(failed(noDuring).map((c) => [c.name, c.actual]), [['during: refcount raised by the in-flight I/O', 'not observed']]);
 
-  const noBefore = d.judge({ ...legacyReport('odirect-pin'), obs: legacyReport('odirect-pin').obs.filter((o) => o.phase !== 'before') }, LEGACY);
+  const noBefore = judge(d, { ...legacyReport('odirect-pin'), obs: legacyReport('odirect-pin').obs.filter((o) => o.phase !== 'before') }, LEGACY);
   const during = noBefore.find((c) => c.name.startsWith('during'));
   t.equal(during?.ok, false, 'without a before value, a raise cannot be shown');
   t.equal(during?.expected, '> ?');
 
-  const noIoMs = d.judge({ ...legacyReport('odirect-pin'), extra: { io_ret: 4096 } }, LEGACY);
+  const noIoMs = judge(d, { ...legacyReport('odirect-pin'), extra: { io_ret: 4096 } }, LEGACY);
   t.same(failed(noIoMs).map((c) => c.actual), ['not observed']);
 });
 
 t.test('uring-longterm: specific failures', async (t) => {
   const d = test('uring-longterm');
   const base = legacyReport('uring-longterm');
-  const accepted = d.judge({ ...base, extra: { ...base.extra, register_ret: 0 } }, LEGACY);
+  const accepted = judge(d, { ...base, extra: { ...base.extra, register_ret: 0 } }, LEGACY);
   t.same(failed(accepted), [{ name: 'io_uring_register_buffers refused', ok: false, expected: '< 0 (-errno)', actual: '0' }], 'a long-term pin of fsdax that succeeds is a failure');
 
-  const leak = d.judge({ ...base, extra: { ...base.extra, pin_acquired_delta: 1, pin_released_delta: 0 } }, LEGACY);
+  const leak = judge(d, { ...base, extra: { ...base.extra, pin_acquired_delta: 1, pin_released_delta: 0 } }, LEGACY);
   t.same(failed(leak).map((c) => [c.name, c.actual]), [['no FOLL_PIN left behind (acquired - released)', '1']], 'an unreleased FOLL_PIN is caught');
 
-  const balanced = d.judge({ ...base, extra: { ...base.extra, pin_acquired_delta: 3, pin_released_delta: 3 } }, LEGACY);
+  const balanced = judge(d, { ...base, extra: { ...base.extra, pin_acquired_delta: 3, pin_released_delta: 3 } }, LEGACY);
   t.same(failed(balanced), [], 'pins taken and released again are fine');
 
-  const noCounter = d.judge({ ...base, extra: { control_ret: 0, register_ret: -95, pin_acquired_delta: 0 } }, LEGACY);
+  const noCounter = judge(d, { ...base, extra: { control_ret: 0, register_ret: -95, pin_acquired_delta: 0 } }, LEGACY);
   t.same(failed(noCounter).map((c) => c.actual), ['not observed'], 'a missing counter is not taken as zero');
 
-  const held = d.judge(withObs(base, 'after_register', { refcount: 2 }), LEGACY);
+  const held = judge(d, withObs(base, 'after_register', { refcount: 2 }), LEGACY);
   t.same(failed(held).map((c) => [c.name, c.actual]), [['after_register: refcount unchanged', '2']]);
 });
 
