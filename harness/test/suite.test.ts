@@ -228,3 +228,18 @@ t.test('a report without extra still parses, with an empty extra', async (t) => 
   const r = parseHelperReport('{"helper":"dax-uring-pin","v":1,"result":"ok","reason":"","dax":true,"obs":[]}\n');
   t.same(r?.extra, {});
 });
+
+t.test('stress-concurrent: judge', async (t) => {
+  const d = SUITE.find((x) => x.name === 'stress-concurrent')!;
+  // The extra of a real 6.1 run (ext4).
+  const extra = { seed: 20261125, procs: 4, seconds: 5, ops_map: 348, ops_map_pin: 331, ops_truncate: 318, ops_punch: 363, sigbus: 174, pfns_seen: 4221, pfns_checked: 4221, pfns_not_dax: 0, min_refcount: 1, max_refcount: 1 };
+  const rep: HelperReport = { helper: 'dax-stress', v: 1, result: 'ok', reason: '', dax: true, obs: [], extra };
+  const ctx = { fs: 'ext4', trace: [] };
+  t.same(failed(d.judge(rep, LEGACY, ctx)), [], 'the real 6.1 run passes under the legacy model');
+  t.ok(failed(d.judge(rep, FOLIO, ctx)).length > 0, 'and fails under the folio model (idle is 0 there)');
+  t.same(failed(d.judge({ ...rep, extra: { ...extra, min_refcount: 0, max_refcount: 0 } }, FOLIO, ctx)), [], 'an all-idle folio kernel passes');
+  t.match(failed(d.judge({ ...rep, extra: { ...extra, max_refcount: 2 } }, LEGACY, ctx)).map((c) => c.name), [/highest refcount/], 'one leaked reference is caught');
+  t.match(failed(d.judge({ ...rep, extra: { ...extra, min_refcount: 0 } }, LEGACY, ctx)).map((c) => c.name), [/lowest refcount/], 'one reference dropped twice is caught');
+  t.ok(failed(d.judge({ ...rep, extra: { ...extra, ops_punch: 0 } }, LEGACY, ctx)).length > 0, 'a run where an operation never happened proves less: fails');
+  t.ok(failed(d.judge({ ...rep, extra: { ...extra, pfns_checked: 0 } }, LEGACY, ctx)).length > 0, 'nothing checked: fails');
+});
