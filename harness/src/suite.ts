@@ -189,7 +189,7 @@ const STRESS_TESTS: TestDef[] = [
     name: 'stress-concurrent',
     description:
       'Four processes fault, vmsplice-pin, truncate and re-extend, and punch holes in one DAX file for 5 s (seeded): no WARN, no process killed, and afterwards every fsdax page any of them mapped is at the idle refcount — no reference leaked or dropped twice under concurrency.',
-    argv: (c) => [`${BIN}/dax-stress`, '--file', `${c.mountpoint}/stress`, '--seed', String(STRESS_SEED), '--procs', '4', '--seconds', '5', '--timeout', '60'],
+    argv: (c) => [`${BIN}/dax-stress`, '--file', `${c.mountpoint}/stress-concurrent`, '--seed', String(STRESS_SEED), '--procs', '4', '--seconds', '5', '--timeout', '60'],
     timeoutMs: 90_000,
     judge: (r, m) => {
       const n = (k: string): number | undefined => (typeof r.extra[k] === 'number' ? (r.extra[k] as number) : undefined);
