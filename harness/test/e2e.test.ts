@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Parser } from 'tap-parser';
+import { SUITE } from '../src/suite.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cli = join(root, 'harness', 'dist', 'cli.js');
@@ -43,21 +44,25 @@ function parseTap(text: string): Promise<ParsedTap> {
   });
 }
 
-t.test('the default run on Debian 6.1 passes on ext4 and xfs and keeps its evidence', async (t) => {
-  const r = await execa(process.execPath, [cli, 'run', '--results', results], { reject: false, timeout: 900_000, all: false });
-  t.equal(r.exitCode, 0, `exit code 0 (stderr tail: ${r.stderr.split('\n').slice(-5).join(' | ')})`);
+// The foundation tests, known to hold on Debian's 6.1: they must pass here. The rest of the
+// suite may find real kernel bugs: a red scenario there is a finding, not a harness failure,
+// as long as the exit code says so.
+const FOUNDATION = ['mmap-fault-4k', 'mmap-fault-2m', 'odirect-pin', 'uring-longterm'];
+
+t.test('the default run on Debian 6.1: TAP, exit code and the evidence on disk', async (t) => {
+  const r = await execa(process.execPath, [cli, 'run', '--results', results], { reject: false, timeout: 1_800_000, all: false });
   t.match(r.stdout, /^TAP version 14\n/, 'stdout is TAP 14');
+  const names = SUITE.map((d) => d.name);
 
   const tap = await parseTap(r.stdout);
-  t.equal(tap.failures.length, 0, 'tap-parser reports no failures or parse errors');
+  t.equal(tap.failures.filter((f) => (f as { tapError?: unknown }).tapError).length, 0, 'tap-parser reports no parse errors');
   t.same(tap.extra, [], 'no non-TAP lines on stdout');
   t.equal(tap.plan, 2, 'plan: one subtest per filesystem');
   t.equal(tap.count, 2);
   t.same(tap.children.map((c) => c.name).sort(), ['ext4', 'xfs']);
   for (const c of tap.children) {
     t.equal(c.plan, c.count, `${c.name}: subtest plan matches its points`);
-    t.ok(c.count >= 3, `${c.name}: at least 3 tests`);
-    t.same(c.names, ['mmap-fault-4k', 'mmap-fault-2m', 'odirect-pin', 'uring-longterm'], `${c.name}: test names`);
+    t.same(c.names.map((n) => n.replace(/ # .*$/, '')), names, `${c.name}: every test of the suite, in order`);
   }
 
   const runs = readdirSync(results);
@@ -67,20 +72,24 @@ t.test('the default run on Debian 6.1 passes on ext4 and xfs and keeps its evide
   // execa strips the final newline of stdout.
   t.equal(readFileSync(join(dir, 'results.tap'), 'utf8').trimEnd(), r.stdout.trimEnd(), 'the TAP on disk is what was printed');
   const run = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));
-  t.equal(run.exitCode, 0);
   t.equal(run.model.name, 'legacy', '6.1 is detected as the legacy (1-based) refcount model');
   t.ok(run.bootToSshMs > 0 && run.bootToSshMs < 120_000, `boot to SSH recorded (${run.bootToSshMs} ms)`);
-  t.same(run.counts, { pass: 8 });
   const recs = readFileSync(join(dir, 'tests.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  t.equal(recs.length, 8, 'one record per test and filesystem');
+  t.equal(recs.length, 2 * names.length, 'one record per test and filesystem');
+  const kernelFailures = recs.filter((x) => ['fail', 'timeout', 'crash'].includes(x.outcome));
+  t.equal(r.exitCode, kernelFailures.length > 0 ? 1 : recs.some((x) => x.outcome === 'error') ? 2 : 0, `exit code follows the outcomes (${r.exitCode}; kernel failures: ${kernelFailures.map((x) => x.id).join(', ') || 'none'})`);
+  t.equal(run.exitCode, r.exitCode);
+  t.notOk(recs.some((x) => x.outcome === 'error'), 'no infrastructure errors');
+  for (const id of FOUNDATION.flatMap((n) => [`ext4-${n}`, `xfs-${n}`])) {
+    const rec = recs.find((x) => x.id === id);
+    t.equal(rec?.outcome, 'pass', `${id} passes on 6.1`);
+    t.equal(rec?.report?.dax, true, `${id}: the helper saw a DAX file`);
+    t.ok(rec?.checks.length >= 5 && rec.checks.every((c: { ok: boolean }) => c.ok), `${id}: every refcount check held`);
+  }
   const dmesg = readFileSync(join(dir, 'dmesg.txt'), 'utf8');
-  t.match(dmesg, /dax-harness: BEGIN ext4-mmap-fault-4k/, 'markers bracket each test in dmesg');
+  t.match(dmesg, /dax-harness: BEGIN (ext4|xfs)-/, 'markers bracket each test in dmesg');
   t.match(dmesg, /dax_probe: loaded \(format v1\)/, 'the probe module loaded');
   t.match(readFileSync(join(dir, 'console.log'), 'utf8'), /dax-harness-init: ready/, 'the console log has the boot');
-  for (const rec of recs) {
-    t.equal(rec.report?.dax, true, `${rec.id}: the helper saw a DAX file`);
-    t.ok(rec.checks.length >= 5 && rec.checks.every((c: { ok: boolean }) => c.ok), `${rec.id}: every refcount check held`);
-  }
   t.match(readFileSync(join(dir, 'results.tap'), 'utf8'), /duration_ms: \d+/, 'YAML diagnostics carry duration_ms');
   for (const f of readdirSync(dir)) {
     t.notMatch(readFileSync(join(dir, f), 'utf8'), /PRIVATE KEY/, `${f}: no key material in the results`);
