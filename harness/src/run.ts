@@ -206,6 +206,29 @@ function shortReason(reason: string): string {
   return first.length > 100 ? `${first.slice(0, 97)}...` : first;
 }
 
+// The run's private scratch directory (keys, initrd, pmem files): 0700, removed at the end.
+function makeWorkDir(): string {
+  const dir = join(tmpdir(), `dax-harness-${process.pid}-${Date.now()}`);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+
+function newSession(cfg: HarnessConfig, prepared: Prepared, workDir: string, consolePath: string, log: (s: string) => void): GuestSession {
+  return new GuestSession({
+    profile: cfg.profile,
+    accel: cfg.accel,
+    kernel: prepared.kernel.bzImage,
+    imagePath: prepared.imagePath,
+    filesystems: cfg.filesystems,
+    workDir,
+    consolePath,
+    bootTimeoutMs: cfg.bootTimeoutMs,
+    sshPort: cfg.sshPort ?? undefined,
+    extraAppend: cfg.extraAppend,
+    log,
+  });
+}
+
 export interface RunSummary {
   exitCode: number;
   runDir: string;
@@ -234,8 +257,7 @@ export async function runSuite(cfg: HarnessConfig, out: (line: string) => void, 
     store.tap(lines);
     for (const l of lines) out(l);
   });
-  const workDir = join(tmpdir(), `dax-harness-${process.pid}-${Date.now()}`);
-  mkdirSync(workDir, { recursive: true, mode: 0o700 });
+  const workDir = makeWorkDir();
   const runJson: Record<string, unknown> = {
     runId: store.dir.split('/').pop(),
     startedAt: new Date().toISOString(),
@@ -247,19 +269,7 @@ export async function runSuite(cfg: HarnessConfig, out: (line: string) => void, 
     image: { path: prepared.imagePath, hash: prepared.imageHash, reused: prepared.imageReused },
     prepareMs: prepared.prepareMs,
   };
-  const session = new GuestSession({
-    profile: cfg.profile,
-    accel: cfg.accel,
-    kernel: prepared.kernel.bzImage,
-    imagePath: prepared.imagePath,
-    filesystems: cfg.filesystems,
-    workDir,
-    consolePath: store.path('console.log'),
-    bootTimeoutMs: cfg.bootTimeoutMs,
-    sshPort: cfg.sshPort ?? undefined,
-    extraAppend: cfg.extraAppend,
-    log,
-  });
+  const session = newSession(cfg, prepared, workDir, store.path('console.log'), log);
   const writeRunJson = (): void => {
     runJson.boots = session.boots;
     const first = session.boots[0];
@@ -439,21 +449,8 @@ async function classifyLostGuest(guest: Guest, fs: string, test: string, mark: n
 /** Boots and sets up a guest as a run would, runs one command in it, and returns its exit code. */
 export async function runExec(cfg: HarnessConfig, out: (s: string) => void, err: (s: string) => void, log: (s: string) => void): Promise<number> {
   const prepared = await prepare(cfg, log);
-  const workDir = join(tmpdir(), `dax-harness-${process.pid}-${Date.now()}`);
-  mkdirSync(workDir, { recursive: true, mode: 0o700 });
-  const session = new GuestSession({
-    profile: cfg.profile,
-    accel: cfg.accel,
-    kernel: prepared.kernel.bzImage,
-    imagePath: prepared.imagePath,
-    filesystems: cfg.filesystems,
-    workDir,
-    consolePath: join(workDir, 'console.log'),
-    bootTimeoutMs: cfg.bootTimeoutMs,
-    sshPort: cfg.sshPort ?? undefined,
-    extraAppend: cfg.extraAppend,
-    log,
-  });
+  const workDir = makeWorkDir();
+  const session = newSession(cfg, prepared, workDir, join(workDir, 'console.log'), log);
   try {
     const live = await session.ensure();
     log(`refcount model ${live.model.name}; running: ${shellQuote(cfg.execArgv)}`);

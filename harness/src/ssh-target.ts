@@ -3,7 +3,7 @@
 import { Client, type ClientChannel } from 'ssh2';
 import pRetry, { AbortError } from 'p-retry';
 import { HarnessError } from './errors.js';
-import { shellQuote } from './proc.js';
+import { shellQuote, type ProcessResult } from './proc.js';
 
 export interface SshTargetConfig {
   host: string;
@@ -28,15 +28,8 @@ export interface GuestCommand {
   input?: Buffer | string;
 }
 
-export interface GuestResult {
-  argv: string[];
-  exitCode: number | null;
-  signal: string | null;
-  timedOut: boolean;
-  stdout: string;
-  stderr: string;
-  durationMs: number;
-}
+/** A guest command's result has the same shape as a host process's. */
+export type GuestResult = ProcessResult;
 
 /** Returns the key blob of an OpenSSH public key line ("ssh-ed25519 AAAA... comment"). */
 export function parsePublicKeyLine(line: string): { type: string; blob: Buffer } {
