@@ -185,6 +185,7 @@ function tapDiag(rec: TestRecord, model: RefcountModel | null): Record<string, Y
   if (rec.report && rec.report.obs.length > 0) {
     d.observed = rec.report.obs.map((o) => `${o.phase}: pfn=0x${o.pfn.toString(16)} refcount=${o.refcount} mapcount=${o.mapcount} zone_device=${o.zone_device}`);
   }
+  if (rec.report && Object.keys(rec.report.extra).length > 0) d.extra = rec.report.extra as Record<string, YamlValue>;
   if (rec.taintBefore !== rec.taintAfter) d.taint = `${rec.taintBefore} -> ${rec.taintAfter}`;
   if (rec.dmesgExcerpt.length > 0) d.dmesg = rec.dmesgExcerpt.join('\n');
   if (rec.outcome !== 'pass' && rec.stderr.trim()) d.stderr = rec.stderr.trim().split('\n').slice(-15).join('\n');
@@ -374,6 +375,10 @@ export async function runSuite(cfg: HarnessConfig, out: (line: string) => void, 
             r.reason += attempt > 0 ? ` (after ${attempt} retr${attempt === 1 ? 'y' : 'ies'})` : '';
           }
           rec = r;
+          if (t.restartAfter && session.current) {
+            await saveDmesg(`dmesg-boot${session.boots.length}.txt`);
+            await session.discard();
+          }
         }
         if (isKernelFailure(rec.outcome)) {
           const known = matchKnownFailure(knownFailures, t.name, fs, prepared.kernel.release, session.current?.model.name ?? null);

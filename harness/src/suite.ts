@@ -59,6 +59,11 @@ export interface TestDef {
   allowDmesg?: RegExp[];
   /** Record fs_dax tracepoints during the test and hand them to the judge. */
   trace?: boolean;
+  /**
+   * The test leaves the guest in a state later tests must not inherit (a poisoned page,
+   * a stale share tag): the guest is replaced after it.
+   */
+  restartAfter?: boolean;
 }
 
 
