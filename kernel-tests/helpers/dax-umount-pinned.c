@@ -1,0 +1,466 @@
+/*
+ * dax-umount-pinned: unmount an fs-DAX filesystem while an O_DIRECT read
+ * from a slow device still holds one of its pages, after the file was
+ * unmapped and closed. Unmount evicts the inode; eviction must not drop the
+ * page from the file while it is pinned (6.15 added dax_break_layout_final()
+ * to ext4/xfs eviction for that; 6.1 goes straight to
+ * truncate_inode_pages_final()). Unmount must wait for the pin or refuse with
+ * EBUSY, no page of the namespace may stay above idle, and the filesystem is
+ * mounted again (-o dax=always) so that later tests find it.
+ */
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PROBE_SCAN_PATH	"/sys/kernel/debug/dax_probe/scan"
+#define PIN_WAIT_MS	1500
+#define POLL_MS		5
+#define MIN_IO_MS	1000
+/* How long umount may take once the pin is gone before it counts as stuck. */
+#define UMOUNT_GRACE_MS	5000
+
+struct umount_config {
+	const char *dev;
+	const char *mountpoint;
+	const char *fstype;
+};
+
+struct io_job {
+	int devfd;
+	void *buf;
+	size_t len;
+	atomic_int done;
+	ssize_t ret;
+	int err;
+	uint64_t t0_us, t1_us;
+};
+
+struct umount_job {
+	const char *mountpoint;
+	uint64_t pfn;
+	atomic_int *io_done;
+	atomic_int done;
+	int ret, err;
+	uint64_t t0_us, t1_us;
+	bool io_done_at_return;
+	struct probe_state at_return;
+	int probe_err;
+};
+
+/* The mounted filesystem, from /proc/mounts. */
+struct mount_entry {
+	char dev[256];
+	char fstype[32];
+};
+
+static pthread_mutex_t g_probe_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Set while the filesystem is unmounted, for the exit-time safety net. */
+static struct mount_entry g_unmounted;
+static const char *volatile g_unmounted_at;
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static struct probe_state locked_probe(uint64_t pfn)
+{
+	struct probe_state ps;
+
+	pthread_mutex_lock(&g_probe_lock);
+	ps = probe_or_fail(pfn);
+	pthread_mutex_unlock(&g_probe_lock);
+	return ps;
+}
+
+static struct probe_state locked_observe(const char *phase, uint64_t pfn)
+{
+	struct probe_state ps;
+
+	pthread_mutex_lock(&g_probe_lock);
+	ps = observe(phase, pfn);
+	pthread_mutex_unlock(&g_probe_lock);
+	return ps;
+}
+
+static const char *set_dev(void *cfg, const char *arg)
+{
+	((struct umount_config *)cfg)->dev = arg;
+	return NULL;
+}
+
+static const char *set_mountpoint(void *cfg, const char *arg)
+{
+	if (arg[0] != '/')
+		return "--mountpoint must be an absolute path";
+	((struct umount_config *)cfg)->mountpoint = arg;
+	return NULL;
+}
+
+static const char *set_fstype(void *cfg, const char *arg)
+{
+	((struct umount_config *)cfg)->fstype = arg;
+	return NULL;
+}
+
+static const char *check_umount(void *cfg, const struct helper_args *args)
+{
+	const struct umount_config *c = cfg;
+	size_t n = strlen(c->mountpoint);
+
+	/* The test file must live on the filesystem that is unmounted. */
+	if (strncmp(args->file, c->mountpoint, n) != 0 || args->file[n] != '/')
+		return "--file must be under --mountpoint";
+	return NULL;
+}
+
+static const struct helper_option umount_options[] = {
+	{ "dev", required_argument, true, "--dev BLOCKDEV", set_dev },
+	{ "mountpoint", required_argument, true, "--mountpoint DIR", set_mountpoint },
+	{ "fstype", required_argument, false, "[--fstype TYPE]", set_fstype },
+	{ 0 },
+};
+
+static const struct helper_cli umount_cli = {
+	.name = "dax-umount-pinned",
+	.default_size = HELPER_PAGE_SIZE,
+	.options = umount_options,
+	.check = check_umount,
+};
+
+/* Finds @mountpoint in /proc/mounts (the last entry: the one visible). */
+static bool find_mount(const char *mountpoint, struct mount_entry *me)
+{
+	char line[1024], dev[256], dir[512], type[32];
+	bool found = false;
+	FILE *fp;
+
+	fp = fopen("/proc/mounts", "re");
+	if (!fp)
+		fail_errno("read the mount table", "fopen");
+	while (fgets(line, sizeof(line), fp)) {
+		if (sscanf(line, "%255s %511s %31s", dev, dir, type) != 3)
+			continue;
+		if (strcmp(dir, mountpoint) != 0)
+			continue;
+		snprintf(me->dev, sizeof(me->dev), "%s", dev);
+		snprintf(me->fstype, sizeof(me->fstype), "%s", type);
+		found = true;
+	}
+	fclose(fp);
+	return found;
+}
+
+static bool read_sysfs_u64(const char *path, uint64_t *out)
+{
+	char buf[64];
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	errno = 0;
+	*out = strtoull(buf, NULL, 0);
+	return errno == 0;
+}
+
+/*
+ * The PFNs of the pmem device's data area: /sys/block/pmemN/device is the
+ * fsdax pfn device (or the raw namespace), whose resource and size cover the
+ * pages a filesystem on it can map.
+ */
+static void namespace_range(const char *dev, uint64_t *start, uint64_t *nr)
+{
+	const char *name = strrchr(dev, '/');
+	uint64_t res, size;
+	char path[512];
+
+	name = name ? name + 1 : dev;
+	snprintf(path, sizeof(path), "/sys/block/%s/device/resource", name);
+	if (!read_sysfs_u64(path, &res))
+		fail("cannot read the PFN range of %s from %s", dev, path);
+	snprintf(path, sizeof(path), "/sys/block/%s/device/size", name);
+	if (!read_sysfs_u64(path, &size) || size == 0)
+		fail("cannot read the size of %s from %s", dev, path);
+	*start = res / HELPER_PAGE_SIZE;
+	*nr = size / HELPER_PAGE_SIZE;
+}
+
+/* Runs a probe range scan; returns the number of PFNs above @idle. */
+static long long scan_above(uint64_t start, uint64_t nr, int idle,
+			    long long *valid)
+{
+	char cmd[96], line[256], *p;
+	ssize_t n;
+	int fd, len;
+
+	pthread_mutex_lock(&g_probe_lock);
+	fd = open(PROBE_SCAN_PATH, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		fail_errno("open " PROBE_SCAN_PATH " (is dax_probe loaded?)", "open");
+	len = snprintf(cmd, sizeof(cmd), "0x%" PRIx64 " %" PRIu64 " %d\n",
+		       start, nr, idle);
+	if (pwrite(fd, cmd, (size_t)len, 0) != len)
+		fail_errno("start a probe range scan", "pwrite");
+	n = pread(fd, line, sizeof(line) - 1, 0);
+	if (n <= 0)
+		fail_errno("read the probe range scan", "pread");
+	close(fd);
+	pthread_mutex_unlock(&g_probe_lock);
+	line[n] = '\0';
+	fprintf(stderr, "dax-umount-pinned: scan idle=%d: %s", idle, line);
+	p = strstr(line, " valid=");
+	if (!p)
+		fail("dax_probe: unexpected scan line: %.200s", line);
+	*valid = strtoll(p + 7, NULL, 10);
+	p = strstr(line, " above_idle=");
+	if (!p)
+		fail("dax_probe: unexpected scan line: %.200s", line);
+	return strtoll(p + 12, NULL, 10);
+}
+
+static void *io_thread(void *arg)
+{
+	struct io_job *job = arg;
+
+	job->t0_us = now_us();
+	job->ret = pread(job->devfd, job->buf, job->len, 0);
+	job->err = errno;
+	job->t1_us = now_us();
+	atomic_store(&job->done, 1);
+	return NULL;
+}
+
+static void *umount_thread(void *arg)
+{
+	struct umount_job *job = arg;
+
+	job->t0_us = now_us();
+	job->ret = umount2(job->mountpoint, 0);
+	job->err = errno;
+	if (job->ret == 0)
+		g_unmounted_at = job->mountpoint;
+	job->t1_us = now_us();
+	job->io_done_at_return = atomic_load(job->io_done);
+	pthread_mutex_lock(&g_probe_lock);
+	job->probe_err = probe_query(job->pfn, &job->at_return) < 0 ? errno : 0;
+	pthread_mutex_unlock(&g_probe_lock);
+	atomic_store(&job->done, 1);
+	return NULL;
+}
+
+static bool wait_flag(atomic_int *flag, uint64_t deadline_ms)
+{
+	while (!atomic_load(flag)) {
+		if (now_ms() >= deadline_ms)
+			return false;
+		sleep_ms(POLL_MS);
+	}
+	return true;
+}
+
+/*
+ * If the helper fails between umount and remount, mount the filesystem
+ * again on the way out (exit() runs this after the report was printed).
+ */
+static void remount_at_exit(void)
+{
+	if (!g_unmounted_at)
+		return;
+	if (mount(g_unmounted.dev, g_unmounted_at, g_unmounted.fstype, 0,
+		  "dax=always") < 0)
+		fprintf(stderr,
+			"dax-umount-pinned: REMOUNT FAILED at exit: mount -t %s -o dax=always %s %s: %s\n",
+			g_unmounted.fstype, g_unmounted.dev, g_unmounted_at,
+			strerror(errno));
+	else
+		fprintf(stderr, "dax-umount-pinned: remounted %s at exit\n",
+			g_unmounted_at);
+}
+
+/* Mounts the filesystem again; any failure is loud: later tests need it. */
+static void remount(const struct mount_entry *me, const char *mountpoint,
+		    const char *file)
+{
+	struct mount_entry now;
+	bool dax, reported;
+	int fd;
+
+	report_step("mount the filesystem again");
+	if (mount(me->dev, mountpoint, me->fstype, 0, "dax=always") < 0) {
+		int err = errno;
+
+		fprintf(stderr,
+			"dax-umount-pinned: REMOUNT FAILED: mount -t %s -o dax=always %s %s: %s; later tests on %s will fail\n",
+			me->fstype, me->dev, mountpoint, strerror(err), mountpoint);
+		g_unmounted_at = NULL;
+		fail("REMOUNT FAILED: mount -t %s -o dax=always %s %s: %s",
+		     me->fstype, me->dev, mountpoint, strerror(err));
+	}
+	g_unmounted_at = NULL;
+	if (!find_mount(mountpoint, &now) || strcmp(now.dev, me->dev) != 0)
+		fail("REMOUNT FAILED: %s is not in /proc/mounts after mount", mountpoint);
+	fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		fail_errno("REMOUNT CHECK: open the test file again", "open");
+	if (statx_dax(fd, &dax, &reported) < 0)
+		fail_errno("REMOUNT CHECK: statx the test file", "statx");
+	close(fd);
+	report_extra_bool("remounted_dax", dax);
+	if (!dax)
+		fail("REMOUNT FAILED: %s is mounted again but its files are not DAX",
+		     mountpoint);
+}
+
+int main(int argc, char **argv)
+{
+	struct umount_config cfg = { 0 };
+	struct helper_args args = helper_start(argc, argv, &umount_cli, &cfg);
+	struct io_job io = { .devfd = -1 };
+	struct umount_job um = { 0 };
+	struct mount_entry me;
+	struct probe_state before, ps;
+	uint64_t start, nr, pfn, deadline;
+	long long valid, above;
+	pthread_t io_tid, um_tid;
+	struct dax_file f;
+	int err;
+
+	report_step("find the filesystem");
+	if (!find_mount(cfg.mountpoint, &me))
+		fail("%s is not mounted", cfg.mountpoint);
+	if (cfg.fstype && strcmp(cfg.fstype, me.fstype) != 0)
+		fail("%s is %s, not %s", cfg.mountpoint, me.fstype, cfg.fstype);
+	namespace_range(me.dev, &start, &nr);
+	fprintf(stderr, "dax-umount-pinned: %s (%s) on %s: pfn 0x%" PRIx64 " + %" PRIu64 "\n",
+		cfg.mountpoint, me.fstype, me.dev, start, nr);
+
+	report_step("open block device");
+	io.devfd = open(cfg.dev, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	if (io.devfd < 0)
+		skip("open %s with O_DIRECT: open: %s", cfg.dev, strerror(errno));
+
+	f = dax_file_create(&args);
+	dax_file_map(&f, DAX_PLACE_ANY);
+	pfn = dax_file_fault_first(&f);
+	before = locked_observe("before", pfn);
+	if (pfn < start || pfn >= start + nr)
+		fail("the test page 0x%" PRIx64 " is outside %s's range 0x%" PRIx64 "+%" PRIu64,
+		     pfn, me.dev, start, nr);
+
+	report_step("start the O_DIRECT read");
+	io.buf = f.addr;
+	io.len = HELPER_PAGE_SIZE;
+	err = pthread_create(&io_tid, NULL, io_thread, &io);
+	if (err)
+		fail_errnum("start the I/O thread", "pthread_create", err);
+	report_step("wait for the O_DIRECT read to pin the page");
+	deadline = now_ms() + PIN_WAIT_MS;
+	for (;;) {
+		ps = locked_probe(pfn);
+		if (ps.refcount > before.refcount)
+			break;
+		if (atomic_load(&io.done))
+			fail("the O_DIRECT read completed before a pin was seen (device not slow?)");
+		if (now_ms() >= deadline)
+			fail("no pin seen within %d ms of starting the O_DIRECT read",
+			     PIN_WAIT_MS);
+		sleep_ms(POLL_MS);
+	}
+	locked_observe("pinned", pfn);
+
+	/* Nothing but the pin may keep the page: no mapping, no open file. */
+	dax_file_unmap(&f);
+	dax_file_close(&f);
+	locked_observe("pinned_closed", pfn);
+
+	g_unmounted = me;
+	if (atexit(remount_at_exit) != 0)
+		fail("register the exit-time remount: atexit failed");
+
+	report_step("umount while pinned");
+	um.mountpoint = cfg.mountpoint;
+	um.pfn = pfn;
+	um.io_done = &io.done;
+	err = pthread_create(&um_tid, NULL, umount_thread, &um);
+	if (err)
+		fail_errnum("start the umount thread", "pthread_create", err);
+
+	report_step("wait for the O_DIRECT read");
+	err = pthread_join(io_tid, NULL);
+	if (err)
+		fail_errnum("wait for the I/O thread", "pthread_join", err);
+	report_extra_int("io_ms", (long long)(io.t1_us - io.t0_us) / 1000);
+	report_extra_int("io_ret", io.ret < 0 ? -io.err : (long long)io.ret);
+
+	report_step("wait for umount after the pin was released");
+	if (!wait_flag(&um.done, now_ms() + UMOUNT_GRACE_MS))
+		fail("umount still blocked %d ms after the pin was released; %s stays unmounted or busy",
+		     UMOUNT_GRACE_MS, cfg.mountpoint);
+	err = pthread_join(um_tid, NULL);
+	if (err)
+		fail_errnum("wait for the umount thread", "pthread_join", err);
+	if (um.probe_err)
+		fail_errnum("probe the page when umount returned", "probe_query",
+			    um.probe_err);
+	pthread_mutex_lock(&g_probe_lock);
+	report_obs("umount_returned", pfn, &um.at_return);
+	pthread_mutex_unlock(&g_probe_lock);
+	report_extra_int("umount_ms", (long long)(um.t1_us - um.t0_us) / 1000);
+	report_extra_int("umount_ret", um.ret < 0 ? -um.err : um.ret);
+	report_extra_bool("umount_finished_after_io",
+			  um.io_done_at_return || um.t1_us >= io.t1_us);
+
+	if (um.ret < 0 && um.err == EBUSY) {
+		/* Refused while pinned: with the pin gone it must go through. */
+		report_step("umount again after EBUSY");
+		um.ret = umount2(cfg.mountpoint, 0);
+		report_extra_int("umount_retry_ret", um.ret < 0 ? -errno : 0);
+	}
+	if (um.ret == 0)
+		g_unmounted_at = cfg.mountpoint;	/* the retry unmounted it */
+	if (um.ret < 0) {
+		/* Still mounted: nothing to remount, but the scan below is moot. */
+		fail("umount %s: umount2: %s", cfg.mountpoint, strerror(um.err));
+	}
+
+	/* Unmounted: nothing may hold any page of the namespace now. */
+	report_step("scan the namespace's pages");
+	locked_observe("unmounted", pfn);
+	above = scan_above(start, nr, 1, &valid);
+	report_extra_int("scan_valid", valid);
+	report_extra_int("scan_above_1", above);
+	report_extra_int("scan_above_0", scan_above(start, nr, 0, &valid));
+
+	remount(&me, cfg.mountpoint, args.file);
+	close(io.devfd);
+
+	if (io.ret < 0)
+		fail_errnum("read the block device into the DAX mapping", "pread",
+			    io.err);
+	if ((io.t1_us - io.t0_us) / 1000 < MIN_IO_MS)
+		fail("I/O completed too fast to hold a pin (device not slow?)");
+	finish_ok();
+}
