@@ -310,6 +310,8 @@ export async function runSuite(cfg: HarnessConfig, out: (line: string) => void, 
       `kernel ${prepared.kernel.release} (${prepared.kernel.origin}), profile ${cfg.profile.name}, accel ${cfg.accel}`,
     ]);
     let announcedModel = false;
+    // The model of the guest a test ran on, kept when that guest is replaced right after.
+    let lastModel: RefcountModel | null = null;
     for (const fs of cfg.filesystems) {
       tap.beginSubtest(fs, cfg.tests.length);
       for (const t of cfg.tests) {
@@ -336,6 +338,7 @@ export async function runSuite(cfg: HarnessConfig, out: (line: string) => void, 
             rec = errorRecord(fs, t.name, `infrastructure: ${msg}`);
             break;
           }
+          lastModel = live.model;
           if (!announcedModel) {
             announcedModel = true;
             runJson.model = live.model;
@@ -381,13 +384,13 @@ export async function runSuite(cfg: HarnessConfig, out: (line: string) => void, 
           }
         }
         if (isKernelFailure(rec.outcome)) {
-          const known = matchKnownFailure(knownFailures, t.name, fs, prepared.kernel.release, session.current?.model.name ?? null);
+          const known = matchKnownFailure(knownFailures, t.name, fs, prepared.kernel.release, lastModel?.name ?? null);
           if (known) rec = { ...rec, outcome: 'xfail', reason: `known failure: ${known.reason} (evidence: ${known.evidence}); this run: ${rec.reason}` };
         }
         log(`${fs}/${t.name}: ${rec.outcome}${rec.reason ? ` (${rec.reason})` : ''} in ${rec.durationMs} ms`);
         records.push(rec);
         store.record(rec);
-        tap.point(tapPoint(rec, session.current?.model ?? null));
+        tap.point(tapPoint(rec, lastModel));
       }
       tap.endSubtest();
     }
