@@ -86,6 +86,14 @@ t.test('the default run on Debian 6.1: TAP, exit code and the evidence on disk',
     t.equal(rec?.report?.dax, true, `${id}: the helper saw a DAX file`);
     t.ok(rec?.checks.length >= 5 && rec.checks.every((c: { ok: boolean }) => c.ok), `${id}: every refcount check held`);
   }
+  // Kernel bugs of stock 6.1 the suite finds, listed as known failures with their evidence:
+  // they must show as expected failures (TAP TODO), neither silently passing nor red.
+  for (const id of ['xfs-reflink-cow', 'ext4-pin-truncate-odirect', 'xfs-pin-truncate-odirect', 'ext4-pin-unlink']) {
+    const rec = recs.find((x) => x.id === id);
+    t.equal(rec?.outcome, 'xfail', `${id}: a known 6.1 failure, shown as such`);
+    t.match(rec?.reason, /^known failure: .*evidence: /, `${id}: with the reason and the evidence`);
+  }
+  t.match(r.stdout, /not ok \d+ - reflink-cow # TODO known failure/, 'TAP marks it TODO');
   const dmesg = readFileSync(join(dir, 'dmesg.txt'), 'utf8');
   t.match(dmesg, /dax-harness: BEGIN (ext4|xfs)-/, 'markers bracket each test in dmesg');
   t.match(dmesg, /dax_probe: loaded \(format v1\)/, 'the probe module loaded');
