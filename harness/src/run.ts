@@ -168,7 +168,7 @@ export async function runOneTest(guest: Guest, t: TestDef, m: MountedFs, model: 
     rec.outcome = 'fail';
     rec.reason = `helper: ${report.reason}`;
   } else {
-    rec.checks = t.judge(report, model, { fs: m.fs, trace });
+    rec.checks = t.judge(report, model, { fs: m.fs, trace, dmesg: window.map((l) => l.text) });
     const bad = rec.checks.filter((c) => !c.ok);
     if (bad.length > 0) problems.unshift(`${bad.length} of ${rec.checks.length} checks failed`);
     rec.outcome = problems.length > 0 ? 'fail' : 'pass';

@@ -44,6 +44,8 @@ export interface JudgeContext {
   fs: string;
   /** fs_dax events recorded during the test (empty unless the test asks for tracing). */
   trace: DaxTraceEvent[];
+  /** The kernel log lines of the test's dmesg window (message text only). */
+  dmesg: string[];
 }
 
 export interface TestDef {
@@ -186,6 +188,37 @@ const BASE_TESTS: TestDef[] = [
   },
 ];
 
+/** Returns refcount and mapcount of the dump_page() line for pfn (6.1 and later formats). */
+export function parseDumpPage(lines: string[], pfn: number): { refcount: number; mapcount: number } | null {
+  for (const l of lines) {
+    const m = /^page:\s*(?:\S+ )?refcount:(\d+) mapcount:(-?\d+) .*\bpfn:(0x[0-9a-f]+)/.exec(l);
+    if (m?.[1] && m[2] && m[3] && Number(m[3]) === pfn) return { refcount: Number(m[1]), mapcount: Number(m[2]) };
+  }
+  return null;
+}
+
+const GUP_TESTS: TestDef[] = [
+  {
+    name: 'gup-crosscheck',
+    description:
+      "Cross-checks the probe against the kernel's own dump_page() (CONFIG_GUP_TEST's DUMP_USER_PAGES_TEST, which holds one extra reference while it dumps): refcount and mapcount must agree, so a probe misreading a new kernel's struct page cannot go unnoticed. A kernel without gup_test (Debian's 6.1) is a SKIP.",
+    argv: (c) => [`${BIN}/dax-gup-dump`, '--file', `${c.mountpoint}/gup-crosscheck`, '--timeout', '20'],
+    timeoutMs: 30_000,
+    judge: (r, m, ctx) => {
+      const before = obs(r, 'before');
+      const pfn = typeof r.extra.pfn === 'number' ? r.extra.pfn : before?.pfn;
+      const dump = pfn === undefined ? null : parseDumpPage(ctx.dmesg, pfn);
+      return [
+        ...mappedChecks(r, m, 'before'),
+        cmp("gup_test's dump_page refcount = probe's + its own reference", (a) => before !== undefined && a === before.refcount + 1, `${(before?.refcount ?? NaN) + 1}`, dump?.refcount),
+        cmp("gup_test's dump_page mapcount = probe's", (a) => before !== undefined && a === before.mapcount, String(before?.mapcount ?? '?'), dump?.mapcount),
+        eq('after: gup_test dropped its reference', expectedRefcount(m, 1), obs(r, 'after')?.refcount),
+        idleCheck(r, m),
+      ];
+    },
+  },
+];
+
 // Seeded, bounded stress: reproducible operation sequences per process.
 export const STRESS_SEED = 20261125;
 
@@ -210,7 +243,7 @@ const STRESS_TESTS: TestDef[] = [
 ];
 
 /** The refcount suite, in run order. */
-export const SUITE: TestDef[] = [...BASE_TESTS, ...PIN_TESTS, ...MAPPING_TESTS, ...STRESS_TESTS];
+export const SUITE: TestDef[] = [...BASE_TESTS, ...GUP_TESTS, ...PIN_TESTS, ...MAPPING_TESTS, ...STRESS_TESTS];
 
 // Self-tests of the harness: each makes the guest misbehave on purpose so the fault-injection
 // tests can prove a WARN is seen, a panic is a crash, a hang is a timeout and a dropped

@@ -2,7 +2,7 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { detectRefcountModel } from '../src/model.js';
 import { parseDaxTrace } from '../src/trace.js';
-import { parseHelperReport, selectTests, SUITE, type Check, type HelperObs, type HelperReport, type TestDef } from '../src/suite.js';
+import { parseDumpPage, parseHelperReport, selectTests, SUITE, type Check, type HelperObs, type HelperReport, type TestDef } from '../src/suite.js';
 
 // Real fs_dax traces from a 6.1 guest: the 4 KiB case (PMD FALLBACK then PTE faults) and the
 // 2 MiB case (PMD NOPAGE), both on ext4.
@@ -16,7 +16,7 @@ const TRACES: Record<string, ReturnType<typeof parseDaxTrace>> = {
   'mmap-fault-2m': parseDaxTrace(traceSection('ext4 2m')),
 };
 function judge(d: TestDef, r: HelperReport, m: ReturnType<typeof detectRefcountModel>): Check[] {
-  return d.judge(r, m, { fs: 'ext4', trace: TRACES[d.name] ?? [] });
+  return d.judge(r, m, { fs: 'ext4', trace: TRACES[d.name] ?? [], dmesg: [] });
 }
 
 const fixture = (p: string): string => readFileSync(new URL(`fixtures/${p}`, import.meta.url), 'utf8');
@@ -142,7 +142,7 @@ for (const name of NAMES) {
     t.ok(failed(judge(d, legacyReport(name), FOLIO)).length > 0, 'the 6.1 report fails under the folio model');
     t.ok(failed(judge(d, folioReport(name), LEGACY)).length > 0, 'the folio report fails under the legacy model');
 
-    const all = d.judge({ ...legacyReport(name), obs: [], extra: {} }, LEGACY, { fs: 'ext4', trace: [] });
+    const all = d.judge({ ...legacyReport(name), obs: [], extra: {} }, LEGACY, { fs: 'ext4', trace: [], dmesg: [] });
     // Tracepoint checks count events (0 is an observation); the probe checks have nothing.
     const empty = all.filter((c) => !/fault|PMD|PTE/.test(c.name));
     t.ok(empty.length > 0);
@@ -236,7 +236,7 @@ t.test('stress-concurrent: judge', async (t) => {
   // The extra of a real 6.1 run (ext4).
   const extra = { seed: 20261125, procs: 4, seconds: 5, ops_map: 348, ops_map_pin: 331, ops_truncate: 318, ops_punch: 363, sigbus: 174, pfns_seen: 4221, pfns_checked: 4221, pfns_not_dax: 0, min_refcount: 1, max_refcount: 1 };
   const rep: HelperReport = { helper: 'dax-stress', v: 1, result: 'ok', reason: '', dax: true, obs: [], extra };
-  const ctx = { fs: 'ext4', trace: [] };
+  const ctx = { fs: 'ext4', trace: [], dmesg: [] };
   t.same(failed(d.judge(rep, LEGACY, ctx)), [], 'the real 6.1 run passes under the legacy model');
   t.ok(failed(d.judge(rep, FOLIO, ctx)).length > 0, 'and fails under the folio model (idle is 0 there)');
   t.same(failed(d.judge({ ...rep, extra: { ...extra, min_refcount: 0, max_refcount: 0 } }, FOLIO, ctx)), [], 'an all-idle folio kernel passes');
@@ -244,4 +244,21 @@ t.test('stress-concurrent: judge', async (t) => {
   t.match(failed(d.judge({ ...rep, extra: { ...extra, min_refcount: 0 } }, LEGACY, ctx)).map((c) => c.name), [/lowest refcount/], 'one reference dropped twice is caught');
   t.ok(failed(d.judge({ ...rep, extra: { ...extra, ops_punch: 0 } }, LEGACY, ctx)).length > 0, 'a run where an operation never happened proves less: fails');
   t.ok(failed(d.judge({ ...rep, extra: { ...extra, pfns_checked: 0 } }, LEGACY, ctx)).length > 0, 'nothing checked: fails');
+});
+
+t.test('gup-crosscheck: dump_page lines and the judge', async (t) => {
+  // dump_page() formats: 6.1 prints the hashed page pointer after "page:", later kernels do not.
+  const v61 = 'page:00000000a1b2c3d4 refcount:2 mapcount:0 mapping:000000004f3c2a1b index:0x0 pfn:0x109a04';
+  const vNew = 'page: refcount:2 mapcount:1 mapping:000000004f3c2a1b index:0x0 pfn:0x109a04';
+  t.same(parseDumpPage(['flags: 0x27ffffc0001000(reserved)', v61], 0x109a04), { refcount: 2, mapcount: 0 });
+  t.same(parseDumpPage([vNew], 0x109a04), { refcount: 2, mapcount: 1 });
+  t.equal(parseDumpPage([v61], 0x109a05), null, 'another PFN is not this page');
+  const d = SUITE.find((x) => x.name === 'gup-crosscheck')!;
+  const o = (phase: string, refcount: number, mapcount = 0): HelperObs => ({ phase, pfn: 0x109a04, refcount, mapcount, pincount: -1, zone_device: 1, order: 0 });
+  const rep: HelperReport = { helper: 'dax-gup-dump', v: 1, result: 'ok', reason: '', dax: true, obs: [o('before', 1), o('after', 1), o('unmapped', 1)], extra: { pfn: 0x109a04 } };
+  t.same(failed(d.judge(rep, LEGACY, { fs: 'ext4', trace: [], dmesg: [v61] })), [], 'the probe agrees with dump_page (legacy)');
+  t.match(failed(d.judge(rep, LEGACY, { fs: 'ext4', trace: [], dmesg: ['page:0000 refcount:3 mapcount:0 mapping:0 index:0x0 pfn:0x109a04'] })).map((c) => c.name), [/refcount = probe's/], 'a probe that misreads the refcount is caught');
+  t.match(failed(d.judge(rep, LEGACY, { fs: 'ext4', trace: [], dmesg: [] })).map((c) => c.actual), ['not observed', 'not observed'], 'no dump line: the cross-check fails, it does not pass');
+  const folio: HelperReport = { ...rep, obs: [o('before', 1, 1), o('after', 1, 1), o('unmapped', 0)] };
+  t.same(failed(d.judge(folio, FOLIO, { fs: 'ext4', trace: [], dmesg: [vNew] })), [], 'folio model with the newer dump format');
 });

@@ -218,6 +218,11 @@ export const TESTS: TestDef[] = [
     'vmsplice() puts the DAX page in a pipe (a page reference held by the pipe buffer), then truncate: it must not return while the pipe holds the page, and must return as soon as the pipe is drained, leaving the page idle.',
   ),
   pinTest(
+    'pin-truncate-vmsplice-unmapped',
+    { op: 'truncate', pin: 'vmsplice', unmapFirst: true, reuse: false },
+    'The vmsplice pin with the mapping gone before the truncate: the pipe still holds the page, so truncate must still wait until it is drained (6.1 skips unmapped files in dax_layout_busy_page_range; 6.15 scans them).',
+  ),
+  pinTest(
     'pin-punch-hole',
     { op: 'punch', pin: 'odirect', unmapFirst: false, reuse: false },
     'fallocate(PUNCH_HOLE|KEEP_SIZE) of the page an O_DIRECT read holds: the punch must wait for the read (break layouts on the range), then free the block and leave the page idle.',

@@ -161,7 +161,7 @@ function legacyPassing(name: Name): HelperReport {
 }
 
 function judge(name: Name, r: HelperReport, m: RefcountModel, trace: DaxTraceEvent[] = TRACES[name] ?? []): Check[] {
-  return def(name).judge(r, m, { fs: name === 'reflink-cow' ? 'xfs' : 'ext4', trace });
+  return def(name).judge(r, m, { fs: name === 'reflink-cow' ? 'xfs' : 'ext4', trace, dmesg: [] });
 }
 
 function failed(checks: Check[]): Check[] {

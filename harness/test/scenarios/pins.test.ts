@@ -152,7 +152,7 @@ function legacyReport(fs: Fs, name: Name): HelperReport {
 }
 
 function ctxFor(fs: Fs, name: Name): JudgeContext {
-  return { fs, trace: name === 'hole-zero-page' ? parseDaxTrace(HOLE_TRACES[fs]) : [] };
+  return { fs, trace: name === 'hole-zero-page' ? parseDaxTrace(HOLE_TRACES[fs]) : [], dmesg: [] };
 }
 
 function judge(name: Name, r: HelperReport, m: RefcountModel, fs: Fs = 'ext4'): Check[] {
@@ -273,7 +273,9 @@ function folioReport(name: Name): HelperReport {
 }
 
 t.test('the group', async (t) => {
-  t.same(TESTS.map((d) => d.name), [...NAMES], 'the tests, in run order');
+  // pin-truncate-vmsplice-unmapped shares judgePin with the tests below (no report of its own here).
+  t.same(TESTS.map((d) => d.name).filter((n) => n !== 'pin-truncate-vmsplice-unmapped'), [...NAMES], 'the tests, in run order');
+  t.equal(TESTS.findIndex((d) => d.name === 'pin-truncate-vmsplice-unmapped'), TESTS.findIndex((d) => d.name === 'pin-truncate-vmsplice') + 1, 'the unmapped vmsplice variant follows the mapped one');
   t.same(SUITE.filter((d) => (NAMES as readonly string[]).includes(d.name)).map((d) => d.name), [...NAMES], 'all in the suite, in this order');
   for (const d of TESTS) {
     t.match(d.name, /^[a-z0-9]+(-[a-z0-9]+)*$/, `${d.name}: kebab-case`);
@@ -360,12 +362,12 @@ t.test('hole-zero-page: specific failures', async (t) => {
   t.notOk(noThp.some((c) => c.name.includes('anonymous huge zero page')));
 
   // Events are counted for the test file's inode only (the xfs trace is another inode).
-  const otherInode = def('hole-zero-page').judge(r, LEGACY, { fs: 'ext4', trace: parseDaxTrace(XFS_HOLE_TRACE) });
+  const otherInode = def('hole-zero-page').judge(r, LEGACY, { fs: 'ext4', trace: parseDaxTrace(XFS_HOLE_TRACE), dmesg: [] });
   t.same(failedNames(otherInode), ['fs_dax:dax_load_hole recorded for the test file', 'fs_dax:dax_pmd_load_hole recorded for the test file']);
-  const noTrace = def('hole-zero-page').judge(r, LEGACY, { fs: 'ext4', trace: [] });
+  const noTrace = def('hole-zero-page').judge(r, LEGACY, { fs: 'ext4', trace: [], dmesg: [] });
   t.same(failedNames(noTrace).length, 2, 'no events recorded: both trace checks fail');
   const pmdFallback = parseDaxTrace(EXT4_HOLE_TRACE.split('\n').filter((l) => !l.includes('dax_pmd_load_hole')).join('\n'));
-  t.same(failedNames(def('hole-zero-page').judge(r, LEGACY, { fs: 'ext4', trace: pmdFallback })), ['fs_dax:dax_pmd_load_hole recorded for the test file'], 'the PMD hole path not taken');
+  t.same(failedNames(def('hole-zero-page').judge(r, LEGACY, { fs: 'ext4', trace: pmdFallback, dmesg: [] })), ['fs_dax:dax_pmd_load_hole recorded for the test file'], 'the PMD hole path not taken');
 });
 
 t.test('pin-*: specific failures', async (t) => {

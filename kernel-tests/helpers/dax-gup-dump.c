@@ -1,0 +1,73 @@
+/*
+ * dax-gup-dump: cross-checks the probe module against the kernel's own page dump. Where the
+ * kernel has CONFIG_GUP_TEST, /sys/kernel/debug/gup_test's DUMP_USER_PAGES_TEST takes a
+ * reference on a user page and prints dump_page() for it into dmesg; the harness compares
+ * that line's refcount and mapcount with what dax_probe reported for the same PFN, so a probe
+ * that misreads struct page (a new kernel's layout) cannot go unnoticed. A kernel without
+ * gup_test is a SKIP.
+ */
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+/* mm/gup_test.h is not a uapi header: its ABI is restated here, as the kselftest does. */
+#define GUP_TEST_MAX_PAGES_TO_DUMP	8
+struct gup_test {
+	uint64_t get_delta_usec;
+	uint64_t put_delta_usec;
+	uint64_t addr;
+	uint64_t size;
+	uint32_t nr_pages_per_call;
+	uint32_t gup_flags;
+	uint32_t test_flags;
+	uint32_t which_pages[GUP_TEST_MAX_PAGES_TO_DUMP];
+};
+#define DUMP_USER_PAGES_TEST	_IOWR('g', 6, struct gup_test)
+#define GUP_TEST_PATH		"/sys/kernel/debug/gup_test"
+
+static const struct helper_cli gup_cli = {
+	.name = "dax-gup-dump",
+	.default_size = HELPER_PAGE_SIZE,
+};
+
+int main(int argc, char **argv)
+{
+	struct helper_args args = helper_start(argc, argv, &gup_cli, NULL);
+	struct gup_test gt = { 0 };
+	struct dax_file f;
+	uint64_t pfn;
+	int fd;
+
+	report_step("open gup_test");
+	fd = open(GUP_TEST_PATH, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			skip("the kernel has no CONFIG_GUP_TEST (" GUP_TEST_PATH " is missing)");
+		fail_errno("open " GUP_TEST_PATH, "open");
+	}
+	f = dax_file_create(&args);
+	dax_file_map(&f, DAX_PLACE_PTE);
+	pfn = dax_file_fault_first(&f);
+	observe("before", pfn);
+
+	report_step("dump the page with gup_test");
+	gt.addr = (uint64_t)(uintptr_t)f.addr;
+	gt.size = HELPER_PAGE_SIZE;
+	gt.nr_pages_per_call = 1;
+	gt.which_pages[0] = 1;	/* 1-based index of the page to dump; 0 ends the list */
+	if (ioctl(fd, DUMP_USER_PAGES_TEST, &gt))
+		fail_errno("dump the DAX page", "ioctl(DUMP_USER_PAGES_TEST)");
+	close(fd);
+	observe("after", pfn);
+	report_extra_int("pfn", (long long)pfn);
+
+	dax_file_unmap(&f);
+	observe("unmapped", pfn);
+	dax_file_close(&f);
+	finish_ok();
+}
