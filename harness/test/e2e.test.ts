@@ -121,7 +121,7 @@ t.test('a kernel that is not a kernel is a boot error (exit 2) with the console 
   const tap = await parseTap(r.stdout);
   t.equal(tap.plan, 2);
   t.equal(tap.failures.length, 2, 'both subtests are reported, not ok');
-  t.match(r.stdout, /# Subtest: ext4\n    1\.\.4\n    not ok 1 - mmap-fault-4k # ERROR /, 'points are marked as infrastructure errors');
+  t.match(r.stdout, /# Subtest: ext4\n    1\.\.\d+\n    not ok 1 - mmap-fault-4k # ERROR /, 'points are marked as infrastructure errors');
   const runs = readdirSync(results).filter((d) => d !== 'not-a-bzImage');
   t.equal(runs.length, 2, 'the second run got its own directory; the first is untouched');
 });
