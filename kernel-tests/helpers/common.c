@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -61,6 +62,15 @@ static volatile sig_atomic_t g_nextra;
 static const char *volatile g_step = "start";
 static volatile sig_atomic_t g_timeout_s;
 static volatile sig_atomic_t g_emitting;
+/*
+ * Helpers probe and report from several threads. g_probe_lock guards the
+ * probe's descriptors and g_probe_line and is held across observe() so that
+ * a query, its stderr line and its record stay together; g_obs_lock guards
+ * appending to g_obs. Lock order: probe, then obs.
+ */
+static pthread_mutex_t g_probe_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t g_obs_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t g_pagemap_lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct jbuf {
 	char *buf;
@@ -304,6 +314,7 @@ void report_obs(const char *phase, uint64_t pfn, const struct probe_state *ps)
 {
 	struct obs_rec *o;
 
+	pthread_mutex_lock(&g_obs_lock);
 	if (g_nobs >= MAX_OBS)
 		fail("internal: more than %d observations", MAX_OBS);
 	o = &g_obs[g_nobs];
@@ -315,6 +326,7 @@ void report_obs(const char *phase, uint64_t pfn, const struct probe_state *ps)
 	o->zone_device = ps->zone_device;
 	o->order = ps->order;
 	g_nobs = g_nobs + 1;
+	pthread_mutex_unlock(&g_obs_lock);
 }
 
 static noreturn void finish(const char *result, const char *reason, int code)
@@ -376,18 +388,39 @@ noreturn void skip_errnum(const char *op, const char *func, int err)
 #define PM_PFN_MASK	((1ULL << 55) - 1)
 #define PM_BATCH	512
 
+/*
+ * The pagemap descriptor, opened once per process: one inherited across
+ * fork() still reads the parent's page tables, so a child opens its own.
+ */
+static int g_pagemap_fd = -1;
+static pid_t g_pagemap_pid;
+
+static int pagemap_fd(void)
+{
+	pid_t pid = getpid();
+
+	pthread_mutex_lock(&g_pagemap_lock);
+	if (g_pagemap_fd >= 0 && g_pagemap_pid != pid) {
+		close(g_pagemap_fd);
+		g_pagemap_fd = -1;
+	}
+	if (g_pagemap_fd < 0) {
+		g_pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+		g_pagemap_pid = pid;
+	}
+	pthread_mutex_unlock(&g_pagemap_lock);
+	return g_pagemap_fd;
+}
+
 int pagemap_pfns(const void *addr, size_t npages, uint64_t *pfns)
 {
-	static int fd = -1;
 	uint64_t ents[PM_BATCH];
 	off_t off = (off_t)((uintptr_t)addr / HELPER_PAGE_SIZE) * 8;
 	size_t done = 0;
+	int fd = pagemap_fd();
 
-	if (fd < 0) {
-		fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			return -1;
-	}
+	if (fd < 0)
+		return -1;
 	while (done < npages) {
 		size_t want = npages - done < PM_BATCH ? npages - done : PM_BATCH;
 		ssize_t n = pread(fd, ents, want * 8, off);
@@ -471,6 +504,15 @@ int probe_parse_line(const char *line, uint64_t pfn, struct probe_state *ps)
 		if (!eq)
 			goto bad;
 		*eq = '\0';
+		/* page->mapping is a pointer or a tag: kept, never required. */
+		if (strcmp(tok, "mapping") == 0) {
+			char *end;
+
+			errno = 0;
+			ps->mapping = strtoull(eq + 1, &end, 16);
+			ps->has_mapping = !errno && end != eq + 1 && !*end;
+			continue;
+		}
 		for (i = 0; i < F_COUNT; i++) {
 			if (strcmp(tok, names[i]) != 0)
 				continue;
@@ -488,12 +530,15 @@ int probe_parse_line(const char *line, uint64_t pfn, struct probe_state *ps)
 			}
 			seen[i] = true;
 		}
-		/* Unknown keys (mapping, index, later additions) are ignored. */
+		/* Unknown keys (index, later additions) are ignored. */
 	}
 	if (!seen[F_PFN] || !seen[F_VALID] || (uint64_t)val[F_PFN] != pfn)
 		goto bad;
-	if (val[F_VALID] == 0)
+	if (val[F_VALID] == 0) {
+		ps->has_mapping = false;
+		ps->mapping = 0;
 		return 0;
+	}
 	if (val[F_VALID] != 1)
 		goto bad;
 	for (i = F_REF; i < F_COUNT; i++)
@@ -514,7 +559,8 @@ bad:
 
 static char g_probe_line[512];
 
-int probe_query(uint64_t pfn, struct probe_state *ps)
+/* probe_query() with g_probe_lock held. */
+static int probe_query_locked(uint64_t pfn, struct probe_state *ps)
 {
 	static int fd = -1;
 	char cmd[32];
@@ -542,11 +588,24 @@ int probe_query(uint64_t pfn, struct probe_state *ps)
 	return probe_parse_line(g_probe_line, pfn, ps);
 }
 
-struct probe_state probe_or_fail(uint64_t pfn)
+int probe_query(uint64_t pfn, struct probe_state *ps)
+{
+	int ret, err;
+
+	pthread_mutex_lock(&g_probe_lock);
+	ret = probe_query_locked(pfn, ps);
+	err = errno;
+	pthread_mutex_unlock(&g_probe_lock);
+	errno = err;
+	return ret;
+}
+
+/* probe_or_fail() with g_probe_lock held. */
+static struct probe_state probe_or_fail_locked(uint64_t pfn)
 {
 	struct probe_state ps;
 
-	if (probe_query(pfn, &ps) < 0) {
+	if (probe_query_locked(pfn, &ps) < 0) {
 		if (errno == EPROTO)
 			fail("dax_probe: unexpected line for pfn 0x%" PRIx64 ": %.200s",
 			     pfn, g_probe_line);
@@ -559,13 +618,92 @@ struct probe_state probe_or_fail(uint64_t pfn)
 	return ps;
 }
 
+struct probe_state probe_or_fail(uint64_t pfn)
+{
+	struct probe_state ps;
+
+	pthread_mutex_lock(&g_probe_lock);
+	ps = probe_or_fail_locked(pfn);
+	pthread_mutex_unlock(&g_probe_lock);
+	return ps;
+}
+
 struct probe_state observe(const char *phase, uint64_t pfn)
 {
-	struct probe_state ps = probe_or_fail(pfn);
+	struct probe_state ps;
 
+	pthread_mutex_lock(&g_probe_lock);
+	ps = probe_or_fail_locked(pfn);
 	fprintf(stderr, "%s: obs %s: %s", g_helper, phase, g_probe_line);
 	report_obs(phase, pfn, &ps);
+	pthread_mutex_unlock(&g_probe_lock);
 	return ps;
+}
+
+/* Parses the number after @key in a scan line; fails the helper if absent. */
+static long long scan_field(const char *line, const char *key)
+{
+	const char *p = strstr(line, key);
+	long long v;
+
+	if (!p || sscanf(p + strlen(key), "%lld", &v) != 1)
+		fail("dax_probe: unexpected scan line: %.200s", line);
+	return v;
+}
+
+long long probe_scan(uint64_t start, uint64_t nr, int idle, long long *valid)
+{
+	char cmd[96], line[256];
+	ssize_t n;
+	int fd, len;
+
+	pthread_mutex_lock(&g_probe_lock);
+	fd = open(PROBE_SCAN_PATH, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		fail_errno("open " PROBE_SCAN_PATH " (is dax_probe loaded?)", "open");
+	len = snprintf(cmd, sizeof(cmd), "0x%" PRIx64 " %" PRIu64 " %d\n",
+		       start, nr, idle);
+	if (pwrite(fd, cmd, (size_t)len, 0) != len)
+		fail_errno("start a probe range scan", "pwrite");
+	n = pread(fd, line, sizeof(line) - 1, 0);
+	if (n == 0)
+		errno = EIO;
+	if (n <= 0)
+		fail_errno("read the probe range scan", "pread");
+	close(fd);
+	pthread_mutex_unlock(&g_probe_lock);
+	line[n] = '\0';
+	fprintf(stderr, "%s: scan idle=%d: %s", g_helper, idle, line);
+	if (valid)
+		*valid = scan_field(line, " valid=");
+	return scan_field(line, " above_idle=");
+}
+
+bool find_mount(const char *path, bool exact, struct mount_entry *me)
+{
+	char line[1024], dev[256], dir[512], type[32];
+	size_t best = 0, n;
+	bool found = false;
+	FILE *fp;
+
+	fp = fopen("/proc/mounts", "re");
+	if (!fp)
+		fail_errno("read the mount table", "fopen");
+	while (fgets(line, sizeof(line), fp)) {
+		if (sscanf(line, "%255s %511s %31s", dev, dir, type) != 3)
+			continue;
+		n = strlen(dir);
+		if (exact ? strcmp(dir, path) != 0 :
+		    strncmp(path, dir, n) != 0 || path[n] != '/' || n < best)
+			continue;
+		best = n;
+		snprintf(me->dev, sizeof(me->dev), "%s", dev);
+		snprintf(me->dir, sizeof(me->dir), "%s", dir);
+		snprintf(me->fstype, sizeof(me->fstype), "%s", type);
+		found = true;
+	}
+	fclose(fp);
+	return found;
 }
 
 int statx_dax(int fd, bool *dax, bool *reported)
@@ -897,6 +1035,50 @@ struct helper_args helper_start(int argc, char **argv,
 	return args;
 }
 
+void *odirect_read_thread(void *arg)
+{
+	struct odirect_read *rd = arg;
+
+	rd->t0_us = now_us();
+	rd->ret = pread(rd->devfd, rd->buf, rd->len, 0);
+	rd->err = errno;
+	rd->t1_us = now_us();
+	atomic_store(&rd->done, 1);
+	return NULL;
+}
+
+#define PIN_WAIT_MS	1500	/* for the O_DIRECT read to take its reference */
+#define PIN_POLL_MS	5
+
+void odirect_wait_pinned(struct odirect_read *rd, uint64_t pfn, int before)
+{
+	uint64_t deadline = now_ms() + PIN_WAIT_MS;
+	struct probe_state ps;
+
+	report_step("wait for the O_DIRECT read to pin the page");
+	for (;;) {
+		ps = probe_or_fail(pfn);
+		if (ps.refcount > before)
+			break;
+		if (atomic_load(&rd->done))
+			fail("the O_DIRECT read completed before a pin was seen (device not slow?)");
+		if (now_ms() >= deadline)
+			fail("no pin seen within %d ms of starting the O_DIRECT read",
+			     PIN_WAIT_MS);
+		sleep_ms(PIN_POLL_MS);
+	}
+	observe("pinned", pfn);
+}
+
+void odirect_check(const struct odirect_read *rd, unsigned int min_ms)
+{
+	if (rd->ret < 0)
+		fail_errnum("read the block device into the DAX mapping", "pread",
+			    rd->err);
+	if ((rd->t1_us - rd->t0_us) / 1000 < min_ms)
+		fail("I/O completed too fast to hold a pin (device not slow?)");
+}
+
 uint64_t now_ms(void)
 {
 	struct timespec ts;
@@ -905,10 +1087,28 @@ uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 void sleep_ms(unsigned int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
+}
+
+bool wait_flag(atomic_int *flag, uint64_t deadline_ms)
+{
+	while (!atomic_load(flag)) {
+		if (now_ms() >= deadline_ms)
+			return false;
+		sleep_ms(PIN_POLL_MS);
+	}
+	return true;
 }

@@ -1,17 +1,21 @@
 /*
  * Shared code for the dax-harness C helpers: the command line every helper
  * shares, the one-line JSON report, failure and skip reporting, the timeout,
- * PFN lookup through /proc/self/pagemap, queries to the dax_probe module, and
- * creation and mapping of the DAX test file.
+ * PFN lookup through /proc/self/pagemap, queries to the dax_probe module,
+ * creation and mapping of the DAX test file, and the O_DIRECT read from a
+ * slow device that pins a page. Probe queries and the report may be used
+ * from several threads at once.
  */
 #ifndef DAX_HELPERS_COMMON_H
 #define DAX_HELPERS_COMMON_H
 
 #include <getopt.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdnoreturn.h>
+#include <sys/types.h>
 
 #define HELPER_JSON_VERSION	1
 #define HELPER_EXIT_OK		0
@@ -23,6 +27,7 @@
 #define HELPER_PMD_SIZE		(2UL << 20)
 
 #define PROBE_PFN_PATH		"/sys/kernel/debug/dax_probe/pfn"
+#define PROBE_SCAN_PATH		"/sys/kernel/debug/dax_probe/scan"
 
 /* One parsed "dax_probe v1 pfn=..." line. */
 struct probe_state {
@@ -34,6 +39,8 @@ struct probe_state {
 	int zone_device;
 	int pgmap_type;
 	int order;
+	bool has_mapping;	/* the line had a mapping= field */
+	uint64_t mapping;	/* raw page->mapping (folio->mapping) */
 };
 
 /* The options every helper takes, with defaults applied. */
@@ -88,7 +95,7 @@ void report_set_dax(bool dax);
 /* Sets (or overwrites) a number or boolean in "extra". */
 void report_extra_int(const char *key, long long value);
 void report_extra_bool(const char *key, bool value);
-/* Appends one observation; fails the helper if the list is full. */
+/* Appends one observation; fails the helper if the list is full. Thread-safe. */
 void report_obs(const char *phase, uint64_t pfn, const struct probe_state *ps);
 
 /* Print the JSON line and exit 0 / 1 / 4. */
@@ -101,9 +108,10 @@ noreturn void fail_errnum(const char *op, const char *func, int err);
 noreturn void skip_errnum(const char *op, const char *func, int err);
 
 /*
- * PFNs of @npages pages from @addr via /proc/self/pagemap. Returns 0, or -1
- * with errno ENXIO (a page not present), EPERM (PFN reads as 0: no
- * CAP_SYS_ADMIN) or the errno of open/pread.
+ * PFNs of @npages pages from @addr via /proc/self/pagemap of the calling
+ * process (also in a fork()ed child). Returns 0, or -1 with errno ENXIO (a
+ * page not present), EPERM (PFN reads as 0: no CAP_SYS_ADMIN) or the errno
+ * of open/pread.
  */
 int pagemap_pfns(const void *addr, size_t npages, uint64_t *pfns);
 /* Like pagemap_pfns(), but fails the helper with a precise reason on error. */
@@ -113,12 +121,33 @@ uint64_t pfn_of(const void *addr);
 
 /* Parses a probe line into @ps. Returns 0, or -1 with errno EPROTO. */
 int probe_parse_line(const char *line, uint64_t pfn, struct probe_state *ps);
-/* Asks dax_probe about @pfn. Returns 0, or -1 with errno set. */
+/* Asks dax_probe about @pfn. Returns 0, or -1 with errno set. Thread-safe. */
 int probe_query(uint64_t pfn, struct probe_state *ps);
 /* Queries the probe without recording; fails the helper on error or valid=0. */
 struct probe_state probe_or_fail(uint64_t pfn);
 /* Queries the probe and records the observation; fails the helper on error. */
 struct probe_state observe(const char *phase, uint64_t pfn);
+/*
+ * Runs a probe range scan of @nr PFNs from @start and returns how many are
+ * above refcount @idle; *valid (if not NULL) gets how many have a struct
+ * page. Logs the line to stderr; fails the helper on error. Thread-safe.
+ */
+long long probe_scan(uint64_t start, uint64_t nr, int idle, long long *valid);
+
+/* A line of /proc/mounts. */
+struct mount_entry {
+	char dev[256];
+	char dir[512];
+	char fstype[32];
+};
+
+/*
+ * Finds the mount at @path (@exact) or the one holding the file @path (the
+ * longest mount directory that is a proper prefix directory of it); the last
+ * match in /proc/mounts wins, as it is the one visible. Returns false if none
+ * matches; fails the helper if the table cannot be read.
+ */
+bool find_mount(const char *path, bool exact, struct mount_entry *me);
 
 /* Sets *dax from statx STATX_ATTR_DAX, *reported from stx_attributes_mask. */
 int statx_dax(int fd, bool *dax, bool *reported);
@@ -163,7 +192,33 @@ int parse_size(const char *s, uint64_t *out);
 /* Decimal seconds in 1..86400. Returns 0 or -1. */
 int parse_timeout(const char *s, unsigned int *out);
 
+/* An O_DIRECT read of @len bytes from offset 0 of @devfd into @buf. */
+struct odirect_read {
+	int devfd;
+	void *buf;
+	size_t len;
+	atomic_int done;	/* set once pread() returned */
+	ssize_t ret;
+	int err;		/* errno of pread() */
+	uint64_t t0_us, t1_us;	/* now_us() before and after pread() */
+};
+
+/* Thread body: runs the read in @arg (a struct odirect_read). */
+void *odirect_read_thread(void *arg);
+/*
+ * Waits until the read pins @pfn (its refcount rises above @before) and
+ * records phase "pinned"; fails if the read ends first or nothing is seen
+ * within 1.5 s.
+ */
+void odirect_wait_pinned(struct odirect_read *rd, uint64_t pfn, int before);
+/* Fails if the read failed or took under @min_ms (the device is not slow). */
+void odirect_check(const struct odirect_read *rd, unsigned int min_ms);
+
 uint64_t now_ms(void);
+/* CLOCK_MONOTONIC in microseconds. */
+uint64_t now_us(void);
 void sleep_ms(unsigned int ms);
+/* Waits until @flag is set (true) or now_ms() reaches @deadline_ms (false). */
+bool wait_flag(atomic_int *flag, uint64_t deadline_ms);
 
 #endif

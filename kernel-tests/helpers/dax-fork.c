@@ -89,21 +89,14 @@ static int read_full(int fd, void *buf, size_t len)
 }
 
 /*
- * The child's own pagemap lookup: common.c keeps its pagemap descriptor open
- * across calls, and after fork() that descriptor still reads the parent's.
- * Returns 1 with *pfn if present, 0 if not, -1 on error.
+ * The child's pagemap lookup (pagemap_pfns() reads the child's own page
+ * tables). Returns 1 with *pfn if present, 0 if not, -1 on error.
  */
-static int child_pagemap(int fd, const void *addr, uint64_t *pfn)
+static int child_pagemap(const volatile char *addr, uint64_t *pfn)
 {
-	uint64_t ent;
-	off_t off = (off_t)((uintptr_t)addr / HELPER_PAGE_SIZE) * 8;
-
-	if (pread(fd, &ent, sizeof(ent), off) != (ssize_t)sizeof(ent))
-		return -1;
-	if (!(ent & (1ULL << 63)))
-		return 0;
-	*pfn = ent & ((1ULL << 55) - 1);
-	return 1;
+	if (pagemap_pfns((const void *)addr, 1, pfn) == 0)
+		return 1;
+	return errno == ENXIO ? 0 : -1;
 }
 
 static noreturn void child_fail(int tx, struct child_msg *m, const char *what,
@@ -125,30 +118,27 @@ static noreturn void run_child(int rx, int tx, volatile char *shared,
 {
 	struct child_msg m;
 	uint64_t pfn;
-	int pm, r;
 	char cmd;
+	int r;
 
 	/* The parent's timeout handler must not print a report from here. */
 	signal(SIGALRM, SIG_DFL);
 	alarm(timeout);
 	memset(&m, 0, sizeof(m));
-	pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	if (pm < 0)
-		child_fail(tx, &m, "child: open /proc/self/pagemap", errno);
 
-	r = child_pagemap(pm, (const void *)shared, &pfn);
+	r = child_pagemap(shared, &pfn);
 	if (r < 0)
 		child_fail(tx, &m, "child: read pagemap (shared)", errno);
 	m.inherited_shared = r;
-	r = child_pagemap(pm, (const void *)priv_dax, &pfn);
+	r = child_pagemap(priv_dax, &pfn);
 	if (r < 0)
 		child_fail(tx, &m, "child: read pagemap (private)", errno);
 	m.inherited_private = r;
 
 	m.byte_shared = shared[0];
 	m.byte_private = priv_dax[0];
-	if (child_pagemap(pm, (const void *)shared, &m.pfn_shared) != 1 ||
-	    child_pagemap(pm, (const void *)priv_dax, &m.pfn_private) != 1)
+	if (child_pagemap(shared, &m.pfn_shared) != 1 ||
+	    child_pagemap(priv_dax, &m.pfn_private) != 1)
 		child_fail(tx, &m, "child: pagemap after reading the pages",
 			   ENXIO);
 	if (write_full(tx, &m, sizeof(m)) < 0)
@@ -159,7 +149,7 @@ static noreturn void run_child(int rx, int tx, volatile char *shared,
 	priv_dax[0] = BYTE_CHILD;
 	m.byte_private = priv_dax[0];
 	m.byte_shared = shared[0];
-	if (child_pagemap(pm, (const void *)priv_dax, &m.pfn_private) != 1)
+	if (child_pagemap(priv_dax, &m.pfn_private) != 1)
 		child_fail(tx, &m, "child: pagemap after the COW write", ENXIO);
 	if (write_full(tx, &m, sizeof(m)) < 0)
 		_exit(1);

@@ -31,11 +31,9 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #define OLD_BYTE	0xa5	/* what the pinned page holds */
-#define PIN_WAIT_MS	1500	/* for the O_DIRECT read to take its reference */
 #define POLL_MS		5
 #define HOLD_MS		1000	/* how long the pipe holds the page (vmsplice) */
 #define SAMPLE_AFTER_MS	300	/* into the op, while the pin is held */
@@ -69,17 +67,6 @@ struct pin_config {
 	bool fill;
 };
 
-/* The O_DIRECT read that holds the page. */
-struct io_job {
-	int devfd;
-	void *buf;
-	size_t len;
-	atomic_int done;
-	ssize_t ret;
-	int err;
-	uint64_t t0_us, t1_us;
-};
-
 /* The truncate, punch or unlink, run off the main thread. */
 struct op_job {
 	enum op_kind op;
@@ -95,37 +82,6 @@ struct op_job {
 	struct probe_state at_return;
 	int probe_err;
 };
-
-/* Probe queries and reports come from two threads; common.c is not reentrant. */
-static pthread_mutex_t g_probe_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static struct probe_state locked_probe(uint64_t pfn)
-{
-	struct probe_state ps;
-
-	pthread_mutex_lock(&g_probe_lock);
-	ps = probe_or_fail(pfn);
-	pthread_mutex_unlock(&g_probe_lock);
-	return ps;
-}
-
-static struct probe_state locked_observe(const char *phase, uint64_t pfn)
-{
-	struct probe_state ps;
-
-	pthread_mutex_lock(&g_probe_lock);
-	ps = observe(phase, pfn);
-	pthread_mutex_unlock(&g_probe_lock);
-	return ps;
-}
 
 static const char *set_dev(void *cfg, const char *arg)
 {
@@ -216,18 +172,6 @@ static const struct helper_cli pin_cli = {
 	.check = check_pin,
 };
 
-static void *io_thread(void *arg)
-{
-	struct io_job *job = arg;
-
-	job->t0_us = now_us();
-	job->ret = pread(job->devfd, job->buf, job->len, 0);
-	job->err = errno;
-	job->t1_us = now_us();
-	atomic_store(&job->done, 1);
-	return NULL;
-}
-
 static void *op_thread(void *arg)
 {
 	struct op_job *job = arg;
@@ -255,9 +199,7 @@ static void *op_thread(void *arg)
 	job->t1_us = now_us();
 	job->pin_done_at_return = job->pin_done && atomic_load(job->pin_done);
 	/* The page as the op left it: still pinned if it did not wait. */
-	pthread_mutex_lock(&g_probe_lock);
 	job->probe_err = probe_query(job->pfn, &job->at_return) < 0 ? errno : 0;
-	pthread_mutex_unlock(&g_probe_lock);
 	atomic_store(&job->done, 1);
 	return NULL;
 }
@@ -277,41 +219,6 @@ static void join_thread(pthread_t tid, const char *what)
 
 	if (err)
 		fail_errnum(what, "pthread_join", err);
-}
-
-/* Waits until @flag is set or @deadline_ms (now_ms() clock) passes. */
-static bool wait_flag(atomic_int *flag, uint64_t deadline_ms)
-{
-	while (!atomic_load(flag)) {
-		if (now_ms() >= deadline_ms)
-			return false;
-		sleep_ms(POLL_MS);
-	}
-	return true;
-}
-
-/*
- * Waits for the O_DIRECT read to take its reference: the page's refcount
- * rises above @before. Records phase "pinned".
- */
-static void wait_pinned(struct io_job *io, uint64_t pfn, int before)
-{
-	uint64_t deadline = now_ms() + PIN_WAIT_MS;
-	struct probe_state ps;
-
-	report_step("wait for the O_DIRECT read to pin the page");
-	for (;;) {
-		ps = locked_probe(pfn);
-		if (ps.refcount > before)
-			break;
-		if (atomic_load(&io->done))
-			fail("the O_DIRECT read completed before a pin was seen (device not slow?)");
-		if (now_ms() >= deadline)
-			fail("no pin seen within %d ms of starting the O_DIRECT read",
-			     PIN_WAIT_MS);
-		sleep_ms(POLL_MS);
-	}
-	locked_observe("pinned", pfn);
 }
 
 /* ext4's metadata reserve, zeroed while the filesystem is full; see below. */
@@ -345,33 +252,16 @@ static void restore_ext4_reserve(void)
  */
 static void zero_ext4_reserve(const char *file)
 {
-	char line[1024], dev[256], dir[512], type[32], best_dev[256] = "";
-	size_t best = 0, n;
+	struct mount_entry me;
 	const char *name;
 	char buf[32];
-	bool ext4 = false;
 	ssize_t len;
-	FILE *fp;
 	int fd;
 
-	fp = fopen("/proc/mounts", "re");
-	if (!fp)
-		fail_errno("read the mount table", "fopen");
-	while (fgets(line, sizeof(line), fp)) {
-		if (sscanf(line, "%255s %511s %31s", dev, dir, type) != 3)
-			continue;
-		n = strlen(dir);
-		if (strncmp(file, dir, n) != 0 || file[n] != '/' || n < best)
-			continue;
-		best = n;
-		ext4 = strcmp(type, "ext4") == 0;
-		snprintf(best_dev, sizeof(best_dev), "%s", dev);
-	}
-	fclose(fp);
-	if (!ext4)
+	if (!find_mount(file, false, &me) || strcmp(me.fstype, "ext4") != 0)
 		return;
-	name = strrchr(best_dev, '/');
-	name = name ? name + 1 : best_dev;
+	name = strrchr(me.dev, '/');
+	name = name ? name + 1 : me.dev;
 	snprintf(g_resv_path, sizeof(g_resv_path),
 		 "/sys/fs/ext4/%s/reserved_clusters", name);
 	fd = open(g_resv_path, O_RDWR | O_CLOEXEC);
@@ -548,10 +438,10 @@ static void reuse_blocks(int fd, uint64_t old_pfn)
 				       HELPER_PAGE_SIZE));
 	report_extra_int("reuse_old_pattern_bytes",
 			 count_byte(p, pages * HELPER_PAGE_SIZE, OLD_BYTE));
-	locked_observe("reuse_mapped", pfn);
+	observe("reuse_mapped", pfn);
 	if (munmap(p, len) < 0)
 		fail_errno("unmap the new file", "munmap");
-	locked_observe("reuse_unmapped", pfn);
+	observe("reuse_unmapped", pfn);
 	if (close(fd) < 0)
 		fail_errno("close the new file", "close");
 }
@@ -597,7 +487,7 @@ static void wait_op(struct op_job *op, pthread_t tid, const char *op_name)
 
 	report_step("wait for the op to return after the pin was released");
 	if (!wait_flag(&op->done, now_ms() + OP_STUCK_MS)) {
-		locked_observe("stuck", op->pfn);
+		observe("stuck", op->pfn);
 		dump_stack_of(op->tid);
 		memset(&sa, 0, sizeof(sa));
 		sa.sa_handler = on_nudge;
@@ -624,7 +514,7 @@ int main(int argc, char **argv)
 	struct pin_config cfg = { .pin = PIN_ODIRECT, .op = OP_TRUNCATE };
 	struct helper_args args = helper_start(argc, argv, &pin_cli, &cfg);
 	const char *op_name = op_names[cfg.op];
-	struct io_job io = { .devfd = -1 };
+	struct odirect_read io = { .devfd = -1 };
 	struct op_job op = { .op = cfg.op };
 	atomic_int pipe_drained = 0;
 	struct probe_state before;
@@ -667,15 +557,16 @@ int main(int argc, char **argv)
 		if (cfg.fill)
 			fill_fd = fill_filesystem(args.file, &filled);
 	}
-	before = locked_observe("before", pfn);
+	before = observe("before", pfn);
 
 	/* Pin the first page. */
 	if (cfg.pin == PIN_ODIRECT) {
 		io.buf = f.addr;
 		io.len = HELPER_PAGE_SIZE;
 		report_step("start the O_DIRECT read");
-		start_thread(&io_tid, io_thread, &io, "start the I/O thread");
-		wait_pinned(&io, pfn, before.refcount);
+		start_thread(&io_tid, odirect_read_thread, &io,
+			     "start the I/O thread");
+		odirect_wait_pinned(&io, pfn, before.refcount);
 	} else {
 		struct iovec iov = { f.addr, HELPER_PAGE_SIZE };
 		ssize_t n;
@@ -688,12 +579,12 @@ int main(int argc, char **argv)
 			fail_errno("vmsplice the page into a pipe", "vmsplice");
 		if (n != (ssize_t)HELPER_PAGE_SIZE)
 			fail("vmsplice took %zd of %lu bytes", n, HELPER_PAGE_SIZE);
-		locked_observe("pinned", pfn);
+		observe("pinned", pfn);
 	}
 
 	if (cfg.unmap_first) {
 		dax_file_unmap(&f);
-		locked_observe("pinned_unmapped", pfn);
+		observe("pinned_unmapped", pfn);
 	}
 
 	/* Take the blocks away while the pin is held. */
@@ -711,7 +602,7 @@ int main(int argc, char **argv)
 		fail("the op thread did not start within 1 s");
 	sleep_ms(SAMPLE_AFTER_MS);
 	if (!atomic_load(&op.done) && !atomic_load(op.pin_done))
-		locked_observe("during_op", pfn);
+		observe("during_op", pfn);
 
 	/* Release the pin. */
 	if (cfg.pin == PIN_ODIRECT) {
@@ -747,9 +638,7 @@ int main(int argc, char **argv)
 	if (op.probe_err)
 		fail_errnum("probe the page when the op returned", "probe_query",
 			    op.probe_err);
-	pthread_mutex_lock(&g_probe_lock);
 	report_obs("op_returned", pfn, &op.at_return);
-	pthread_mutex_unlock(&g_probe_lock);
 	snprintf(key, sizeof(key), "%s_ms", op_name);
 	report_extra_int(key, (long long)(op.t1_us - op.t0_us) / 1000);
 	snprintf(key, sizeof(key), "%s_ret", op_name);
@@ -764,7 +653,7 @@ int main(int argc, char **argv)
 					   t_release_us)) / 1000);
 
 	report_step("probe after the op and the pin");
-	locked_observe("after", pfn);
+	observe("after", pfn);
 	if (cfg.op != OP_UNLINK) {
 		if (fstat(f.fd, &st) < 0)
 			fail_errno("stat test file", "fstat");
@@ -781,7 +670,7 @@ int main(int argc, char **argv)
 			dax_file_unmap(&f);
 		dax_file_close(&f);
 	}
-	locked_observe("end", pfn);
+	observe("end", pfn);
 
 	if (cfg.reuse) {
 		char dir[4096], *slash;
@@ -798,12 +687,7 @@ int main(int argc, char **argv)
 	if (io.devfd >= 0)
 		close(io.devfd);
 
-	if (cfg.pin == PIN_ODIRECT) {
-		if (io.ret < 0)
-			fail_errnum("read the block device into the DAX mapping",
-				    "pread", io.err);
-		if ((io.t1_us - io.t0_us) / 1000 < MIN_IO_MS)
-			fail("I/O completed too fast to hold a pin (device not slow?)");
-	}
+	if (cfg.pin == PIN_ODIRECT)
+		odirect_check(&io, MIN_IO_MS);
 	finish_ok();
 }

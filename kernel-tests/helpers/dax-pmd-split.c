@@ -19,7 +19,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define PROBE_SCAN_PATH	"/sys/kernel/debug/dax_probe/scan"
 #define PMD_PAGES	(HELPER_PMD_SIZE / HELPER_PAGE_SIZE)
 
 struct split_config {
@@ -74,37 +73,6 @@ static bool page_is(const volatile char *addr, uint64_t pg, bool zero)
 		if (addr[i] != (zero ? 0 : pattern(i)))
 			return false;
 	return true;
-}
-
-/*
- * Asks the probe how many of @nr PFNs from @start have a refcount above
- * @idle. Returns the count; fails the helper on error.
- */
-static long long probe_scan_above(uint64_t start, uint64_t nr, int idle)
-{
-	char cmd[64], line[256], *p;
-	long long above;
-	ssize_t n;
-	int fd, len;
-
-	fd = open(PROBE_SCAN_PATH, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		fail_errno("open " PROBE_SCAN_PATH " (is dax_probe loaded?)",
-			   "open");
-	len = snprintf(cmd, sizeof(cmd), "0x%" PRIx64 " %" PRIu64 " %d\n",
-		       start, nr, idle);
-	if (pwrite(fd, cmd, (size_t)len, 0) != len)
-		fail_errno("set up a probe scan", "pwrite");
-	n = pread(fd, line, sizeof(line) - 1, 0);
-	if (n < 0)
-		fail_errno("read a probe scan", "pread");
-	line[n] = '\0';
-	close(fd);
-	fprintf(stderr, "dax-pmd-split: scan idle=%d: %s", idle, line);
-	p = strstr(line, " above_idle=");
-	if (!p || sscanf(p, " above_idle=%lld", &above) != 1)
-		fail("dax_probe: unexpected scan line: %.200s", line);
-	return above;
 }
 
 /* Counts the pages of [addr, addr + npages pages) that are mapped now. */
@@ -189,8 +157,8 @@ int main(int argc, char **argv)
 	observe("unmapped_prev", pfns[hole - 1]);
 	observe("unmapped_punched", pfns[hole]);
 	/* The helper does not know the model: the judge picks the scan for its idle. */
-	report_extra_int("scan_above_0", probe_scan_above(pfns[0], PMD_PAGES, 0));
-	report_extra_int("scan_above_1", probe_scan_above(pfns[0], PMD_PAGES, 1));
+	report_extra_int("scan_above_0", probe_scan(pfns[0], PMD_PAGES, 0, NULL));
+	report_extra_int("scan_above_1", probe_scan(pfns[0], PMD_PAGES, 1, NULL));
 	dax_file_close(&f);
 	finish_ok();
 }

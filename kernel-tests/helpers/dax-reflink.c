@@ -51,34 +51,18 @@ static const struct helper_cli reflink_cli = {
 	.options = reflink_options,
 };
 
-/*
- * Reads page->mapping of @pfn from the probe's own line (common.c parses the
- * counts only).
- */
+/* What page->mapping of @pfn holds; fails the helper if the probe fails. */
 static enum mapping_kind probe_mapping(uint64_t pfn)
 {
-	char cmd[32], line[512], *p;
-	unsigned long long v;
-	int fd, len;
-	ssize_t n;
+	struct probe_state ps;
 
-	fd = open(PROBE_PFN_PATH, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		fail_errno("open " PROBE_PFN_PATH, "open");
-	len = snprintf(cmd, sizeof(cmd), "0x%" PRIx64 "\n", pfn);
-	if (pwrite(fd, cmd, (size_t)len, 0) != len)
-		fail_errno("ask the probe about a PFN", "pwrite");
-	n = pread(fd, line, sizeof(line) - 1, 0);
-	if (n < 0)
-		fail_errno("read the probe", "pread");
-	line[n] = '\0';
-	close(fd);
-	p = strstr(line, " mapping=");
-	if (!p || sscanf(p, " mapping=%llx", &v) != 1)
+	if (probe_query(pfn, &ps) < 0)
+		fail_errno("ask the probe about a PFN", "probe_query");
+	if (!ps.has_mapping)
 		return MAPPING_UNKNOWN;
-	if (v == 0)
+	if (ps.mapping == 0)
 		return MAPPING_NULL;
-	return v < HELPER_PAGE_SIZE ? MAPPING_DAX_TAG : MAPPING_FILE;
+	return ps.mapping < HELPER_PAGE_SIZE ? MAPPING_DAX_TAG : MAPPING_FILE;
 }
 
 static void fill_file(int fd, uint64_t size)

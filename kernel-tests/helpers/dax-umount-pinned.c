@@ -21,12 +21,8 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
-#define PROBE_SCAN_PATH	"/sys/kernel/debug/dax_probe/scan"
-#define PIN_WAIT_MS	1500
-#define POLL_MS		5
 #define MIN_IO_MS	1000
 /* How long umount may take once the pin is gone before it counts as stuck. */
 #define UMOUNT_GRACE_MS	5000
@@ -35,16 +31,6 @@ struct umount_config {
 	const char *dev;
 	const char *mountpoint;
 	const char *fstype;
-};
-
-struct io_job {
-	int devfd;
-	void *buf;
-	size_t len;
-	atomic_int done;
-	ssize_t ret;
-	int err;
-	uint64_t t0_us, t1_us;
 };
 
 struct umount_job {
@@ -59,45 +45,9 @@ struct umount_job {
 	int probe_err;
 };
 
-/* The mounted filesystem, from /proc/mounts. */
-struct mount_entry {
-	char dev[256];
-	char fstype[32];
-};
-
-static pthread_mutex_t g_probe_lock = PTHREAD_MUTEX_INITIALIZER;
-
 /* Set while the filesystem is unmounted, for the exit-time safety net. */
 static struct mount_entry g_unmounted;
 static const char *volatile g_unmounted_at;
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static struct probe_state locked_probe(uint64_t pfn)
-{
-	struct probe_state ps;
-
-	pthread_mutex_lock(&g_probe_lock);
-	ps = probe_or_fail(pfn);
-	pthread_mutex_unlock(&g_probe_lock);
-	return ps;
-}
-
-static struct probe_state locked_observe(const char *phase, uint64_t pfn)
-{
-	struct probe_state ps;
-
-	pthread_mutex_lock(&g_probe_lock);
-	ps = observe(phase, pfn);
-	pthread_mutex_unlock(&g_probe_lock);
-	return ps;
-}
 
 static const char *set_dev(void *cfg, const char *arg)
 {
@@ -144,29 +94,6 @@ static const struct helper_cli umount_cli = {
 	.check = check_umount,
 };
 
-/* Finds @mountpoint in /proc/mounts (the last entry: the one visible). */
-static bool find_mount(const char *mountpoint, struct mount_entry *me)
-{
-	char line[1024], dev[256], dir[512], type[32];
-	bool found = false;
-	FILE *fp;
-
-	fp = fopen("/proc/mounts", "re");
-	if (!fp)
-		fail_errno("read the mount table", "fopen");
-	while (fgets(line, sizeof(line), fp)) {
-		if (sscanf(line, "%255s %511s %31s", dev, dir, type) != 3)
-			continue;
-		if (strcmp(dir, mountpoint) != 0)
-			continue;
-		snprintf(me->dev, sizeof(me->dev), "%s", dev);
-		snprintf(me->fstype, sizeof(me->fstype), "%s", type);
-		found = true;
-	}
-	fclose(fp);
-	return found;
-}
-
 static bool read_sysfs_u64(const char *path, uint64_t *out)
 {
 	char buf[64];
@@ -208,51 +135,6 @@ static void namespace_range(const char *dev, uint64_t *start, uint64_t *nr)
 	*nr = size / HELPER_PAGE_SIZE;
 }
 
-/* Runs a probe range scan; returns the number of PFNs above @idle. */
-static long long scan_above(uint64_t start, uint64_t nr, int idle,
-			    long long *valid)
-{
-	char cmd[96], line[256], *p;
-	ssize_t n;
-	int fd, len;
-
-	pthread_mutex_lock(&g_probe_lock);
-	fd = open(PROBE_SCAN_PATH, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		fail_errno("open " PROBE_SCAN_PATH " (is dax_probe loaded?)", "open");
-	len = snprintf(cmd, sizeof(cmd), "0x%" PRIx64 " %" PRIu64 " %d\n",
-		       start, nr, idle);
-	if (pwrite(fd, cmd, (size_t)len, 0) != len)
-		fail_errno("start a probe range scan", "pwrite");
-	n = pread(fd, line, sizeof(line) - 1, 0);
-	if (n <= 0)
-		fail_errno("read the probe range scan", "pread");
-	close(fd);
-	pthread_mutex_unlock(&g_probe_lock);
-	line[n] = '\0';
-	fprintf(stderr, "dax-umount-pinned: scan idle=%d: %s", idle, line);
-	p = strstr(line, " valid=");
-	if (!p)
-		fail("dax_probe: unexpected scan line: %.200s", line);
-	*valid = strtoll(p + 7, NULL, 10);
-	p = strstr(line, " above_idle=");
-	if (!p)
-		fail("dax_probe: unexpected scan line: %.200s", line);
-	return strtoll(p + 12, NULL, 10);
-}
-
-static void *io_thread(void *arg)
-{
-	struct io_job *job = arg;
-
-	job->t0_us = now_us();
-	job->ret = pread(job->devfd, job->buf, job->len, 0);
-	job->err = errno;
-	job->t1_us = now_us();
-	atomic_store(&job->done, 1);
-	return NULL;
-}
-
 static void *umount_thread(void *arg)
 {
 	struct umount_job *job = arg;
@@ -264,21 +146,9 @@ static void *umount_thread(void *arg)
 		g_unmounted_at = job->mountpoint;
 	job->t1_us = now_us();
 	job->io_done_at_return = atomic_load(job->io_done);
-	pthread_mutex_lock(&g_probe_lock);
 	job->probe_err = probe_query(job->pfn, &job->at_return) < 0 ? errno : 0;
-	pthread_mutex_unlock(&g_probe_lock);
 	atomic_store(&job->done, 1);
 	return NULL;
-}
-
-static bool wait_flag(atomic_int *flag, uint64_t deadline_ms)
-{
-	while (!atomic_load(flag)) {
-		if (now_ms() >= deadline_ms)
-			return false;
-		sleep_ms(POLL_MS);
-	}
-	return true;
 }
 
 /*
@@ -320,7 +190,7 @@ static void remount(const struct mount_entry *me, const char *mountpoint,
 		     me->fstype, me->dev, mountpoint, strerror(err));
 	}
 	g_unmounted_at = NULL;
-	if (!find_mount(mountpoint, &now) || strcmp(now.dev, me->dev) != 0)
+	if (!find_mount(mountpoint, true, &now) || strcmp(now.dev, me->dev) != 0)
 		fail("REMOUNT FAILED: %s is not in /proc/mounts after mount", mountpoint);
 	fd = open(file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -338,18 +208,18 @@ int main(int argc, char **argv)
 {
 	struct umount_config cfg = { 0 };
 	struct helper_args args = helper_start(argc, argv, &umount_cli, &cfg);
-	struct io_job io = { .devfd = -1 };
+	struct odirect_read io = { .devfd = -1 };
 	struct umount_job um = { 0 };
 	struct mount_entry me;
-	struct probe_state before, ps;
-	uint64_t start, nr, pfn, deadline;
+	struct probe_state before;
+	uint64_t start, nr, pfn;
 	long long valid, above;
 	pthread_t io_tid, um_tid;
 	struct dax_file f;
 	int err;
 
 	report_step("find the filesystem");
-	if (!find_mount(cfg.mountpoint, &me))
+	if (!find_mount(cfg.mountpoint, true, &me))
 		fail("%s is not mounted", cfg.mountpoint);
 	if (cfg.fstype && strcmp(cfg.fstype, me.fstype) != 0)
 		fail("%s is %s, not %s", cfg.mountpoint, me.fstype, cfg.fstype);
@@ -365,7 +235,7 @@ int main(int argc, char **argv)
 	f = dax_file_create(&args);
 	dax_file_map(&f, DAX_PLACE_ANY);
 	pfn = dax_file_fault_first(&f);
-	before = locked_observe("before", pfn);
+	before = observe("before", pfn);
 	if (pfn < start || pfn >= start + nr)
 		fail("the test page 0x%" PRIx64 " is outside %s's range 0x%" PRIx64 "+%" PRIu64,
 		     pfn, me.dev, start, nr);
@@ -373,28 +243,15 @@ int main(int argc, char **argv)
 	report_step("start the O_DIRECT read");
 	io.buf = f.addr;
 	io.len = HELPER_PAGE_SIZE;
-	err = pthread_create(&io_tid, NULL, io_thread, &io);
+	err = pthread_create(&io_tid, NULL, odirect_read_thread, &io);
 	if (err)
 		fail_errnum("start the I/O thread", "pthread_create", err);
-	report_step("wait for the O_DIRECT read to pin the page");
-	deadline = now_ms() + PIN_WAIT_MS;
-	for (;;) {
-		ps = locked_probe(pfn);
-		if (ps.refcount > before.refcount)
-			break;
-		if (atomic_load(&io.done))
-			fail("the O_DIRECT read completed before a pin was seen (device not slow?)");
-		if (now_ms() >= deadline)
-			fail("no pin seen within %d ms of starting the O_DIRECT read",
-			     PIN_WAIT_MS);
-		sleep_ms(POLL_MS);
-	}
-	locked_observe("pinned", pfn);
+	odirect_wait_pinned(&io, pfn, before.refcount);
 
 	/* Nothing but the pin may keep the page: no mapping, no open file. */
 	dax_file_unmap(&f);
 	dax_file_close(&f);
-	locked_observe("pinned_closed", pfn);
+	observe("pinned_closed", pfn);
 
 	g_unmounted = me;
 	if (atexit(remount_at_exit) != 0)
@@ -425,9 +282,7 @@ int main(int argc, char **argv)
 	if (um.probe_err)
 		fail_errnum("probe the page when umount returned", "probe_query",
 			    um.probe_err);
-	pthread_mutex_lock(&g_probe_lock);
 	report_obs("umount_returned", pfn, &um.at_return);
-	pthread_mutex_unlock(&g_probe_lock);
 	report_extra_int("umount_ms", (long long)(um.t1_us - um.t0_us) / 1000);
 	report_extra_int("umount_ret", um.ret < 0 ? -um.err : um.ret);
 	report_extra_bool("umount_finished_after_io",
@@ -448,19 +303,15 @@ int main(int argc, char **argv)
 
 	/* Unmounted: nothing may hold any page of the namespace now. */
 	report_step("scan the namespace's pages");
-	locked_observe("unmounted", pfn);
-	above = scan_above(start, nr, 1, &valid);
+	observe("unmounted", pfn);
+	above = probe_scan(start, nr, 1, &valid);
 	report_extra_int("scan_valid", valid);
 	report_extra_int("scan_above_1", above);
-	report_extra_int("scan_above_0", scan_above(start, nr, 0, &valid));
+	report_extra_int("scan_above_0", probe_scan(start, nr, 0, &valid));
 
 	remount(&me, cfg.mountpoint, args.file);
 	close(io.devfd);
 
-	if (io.ret < 0)
-		fail_errnum("read the block device into the DAX mapping", "pread",
-			    io.err);
-	if ((io.t1_us - io.t0_us) / 1000 < MIN_IO_MS)
-		fail("I/O completed too fast to hold a pin (device not slow?)");
+	odirect_check(&io, MIN_IO_MS);
 	finish_ok();
 }
