@@ -6,6 +6,17 @@ import type { Check, HelperObs, HelperReport } from './suite.js';
 /** Where the helpers live in the guest. */
 export const BIN = '/opt/dax/bin';
 
+/** The slow device: null_blk with a 2 s completion delay, made by the guest's init. */
+export const SLOW_DEV = '/dev/nullb0';
+
+/**
+ * Wraps a helper's argv so it starts once the slow device exists: init makes it in the
+ * background after boot (its creation blocks on delayed reads). Bounded: 20 s.
+ */
+export function waitForSlowDev(helperArgv: string[]): string[] {
+  return ['sh', '-c', `i=0; while [ ! -b ${SLOW_DEV} ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done; exec "$@"`, 'wait-nullb', ...helperArgv];
+}
+
 /** Returns the observation of a phase, if the helper made one. */
 export function obs(r: HelperReport, phase: string): HelperObs | undefined {
   return r.obs.find((o) => o.phase === phase);

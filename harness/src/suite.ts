@@ -2,7 +2,7 @@
 // observations are judged against the kernel's refcount model. Helpers only observe; the
 // judging is here, written once per model through model.ts.
 import { expectedRefcount, type RefcountModel } from './model.js';
-import { BIN, cmp, eq, idleCheck, mappedChecks, obs } from './checks.js';
+import { BIN, cmp, eq, idleCheck, mappedChecks, obs, SLOW_DEV, waitForSlowDev } from './checks.js';
 import { TESTS as PIN_TESTS } from './scenarios/pins.js';
 import { TESTS as MAPPING_TESTS } from './scenarios/mappings.js';
 import { summarizeDaxFaults, type DaxTraceEvent } from './trace.js';
@@ -139,20 +139,7 @@ const BASE_TESTS: TestDef[] = [
     name: 'odirect-pin',
     description:
       'An O_DIRECT read from a slow null_blk device (2 s per I/O) into a DAX mapping: the page refcount must rise while the I/O holds it and fall back to the mapped value after, then to idle after munmap.',
-    // The slow device is created by the guest's init in the background; wait for it (bounded).
-    argv: (c) => [
-      'sh',
-      '-c',
-      'i=0; while [ ! -b /dev/nullb0 ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done; exec "$@"',
-      'wait-nullb',
-      `${BIN}/dax-odirect-pin`,
-      '--file',
-      `${c.mountpoint}/odirect-pin`,
-      '--dev',
-      '/dev/nullb0',
-      '--timeout',
-      '60',
-    ],
+    argv: (c) => waitForSlowDev([`${BIN}/dax-odirect-pin`, '--file', `${c.mountpoint}/odirect-pin`, '--dev', SLOW_DEV, '--timeout', '60']),
     timeoutMs: 90_000,
     judge: (r, m) => {
       const before = obs(r, 'before')?.refcount;

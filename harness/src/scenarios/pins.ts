@@ -1,17 +1,9 @@
 // Scenarios where a transient page pin (O_DIRECT from a slow device, vmsplice) races truncate, punch hole, unlink and block reuse; and holes.
-import { BIN, cmp, eq, idleCheck, mappedChecks, obs } from '../checks.js';
+import { BIN, cmp, eq, idleCheck, mappedChecks, obs, SLOW_DEV, waitForSlowDev } from '../checks.js';
 import { expectedRefcount, type RefcountModel } from '../model.js';
 import type { Check, HelperReport, JudgeContext, TestContext, TestDef } from '../suite.js';
 
-/** The slow device: null_blk with a 2 s completion delay, made by the guest's init. */
-const SLOW_DEV = '/dev/nullb0';
 const EBUSY = 16;
-
-// The slow device appears a few seconds after boot (its creation blocks on delayed reads);
-// wait for it (bounded, 20 s) before exec'ing the helper with its own argv.
-function waitForSlowDev(helperArgv: string[]): string[] {
-  return ['sh', '-c', `i=0; while [ ! -b ${SLOW_DEV} ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done; exec "$@"`, 'wait-nullb', ...helperArgv];
-}
 
 function num(r: HelperReport, key: string): number | undefined {
   const v = r.extra[key];
