@@ -141,6 +141,10 @@ export async function isPortFree(port: number): Promise<boolean> {
   });
 }
 
+// How long to wait for init's ready line before trying SSH without it (a healthy boot prints
+// it after ~8 s under TCG).
+const READY_LINE_GRACE_MS = 25_000;
+
 // QEMU's message when the SSH forward cannot bind its host port.
 const PORT_TAKEN = /Could not set up host forwarding rule/;
 
@@ -219,8 +223,10 @@ async function bootOnce(opts: GuestOptions, sshPort: number): Promise<Guest> {
   try {
     // Connecting before the guest's sshd listens costs a full handshake timeout: QEMU's user
     // network accepts the TCP connection and then stalls it. So wait for init's ready line
-    // (or QEMU's death) first; the SSH retries then cover only sshd's last moments.
-    await waitFor(() => milestones.initReadyMs !== null || exitText !== null || fatal !== null, opts.bootTimeoutMs);
+    // (or QEMU's death) first; the SSH retries then cover only sshd's last moments. The line
+    // can be garbled by kernel messages printed in the middle of it on the shared serial
+    // console, so after READY_LINE_GRACE_MS the harness tries SSH anyway.
+    await waitFor(() => milestones.initReadyMs !== null || exitText !== null || fatal !== null, Math.min(READY_LINE_GRACE_MS, opts.bootTimeoutMs));
     const ssh = await SshTarget.connect(
       {
         host: '127.0.0.1',

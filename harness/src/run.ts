@@ -332,10 +332,16 @@ export async function runSuite(cfg: HarnessConfig, out: (line: string) => void, 
           } catch (err) {
             bootFailures += 1;
             const msg = err instanceof Error ? err.message : String(err);
+            // A boot that fails is infrastructure trouble: retried like any other, then given up.
+            if (bootFailures <= cfg.infraRetries && !interrupted) {
+              log(`${msg}; booting again (${bootFailures} of ${cfg.infraRetries} retries)`);
+              continue;
+            }
             if (session.boots.length === 0) fatal ??= err;
-            // A guest that cannot be booted twice in a row will not come back: stop trying.
-            if (session.boots.length === 0 || bootFailures >= 2) lost = `not run: no guest (${msg})`;
+            lost = `not run: no guest (${msg})`;
             rec = errorRecord(fs, t.name, `infrastructure: ${msg}`);
+            // The console tail says why the guest did not come up.
+            if (err instanceof HarnessError && err.detail) rec.dmesgExcerpt = err.detail.split('\n');
             break;
           }
           lastModel = live.model;
