@@ -21,6 +21,19 @@ function writeError(path: string, err: unknown): HarnessError {
   });
 }
 
+/** Makes the results root if needed and throws a config error unless it is writable. */
+export function ensureResultsRoot(root: string): void {
+  try {
+    mkdirSync(root, { recursive: true });
+    accessSync(root, constants.W_OK);
+  } catch (err) {
+    throw new HarnessError('config', `results directory ${root} is not writable: ${(err as Error).message}`, {
+      hint: 'pass --results DIR with a directory you can write to',
+      cause: err,
+    });
+  }
+}
+
 export class RunStore {
   readonly dir: string;
   private readonly tapFd: number;
@@ -32,15 +45,7 @@ export class RunStore {
 
   /** Creates a new, never reused run directory under root. */
   static create(root: string, label: string): RunStore {
-    try {
-      mkdirSync(root, { recursive: true });
-      accessSync(root, constants.W_OK);
-    } catch (err) {
-      throw new HarnessError('config', `results directory ${root} is not writable: ${(err as Error).message}`, {
-        hint: 'pass --results DIR with a directory you can write to',
-        cause: err,
-      });
-    }
+    ensureResultsRoot(root);
     for (let i = 0; i < 5; i++) {
       const dir = join(root, formatRunId(new Date(), label));
       try {

@@ -16,7 +16,7 @@ import type { RefcountModel } from './model.js';
 import { planRequirements, ensureRequirements } from './prereqs.js';
 import { planQemu } from './qemu-plan.js';
 import { shellQuote } from './proc.js';
-import { RunStore } from './results.js';
+import { ensureResultsRoot, RunStore } from './results.js';
 import type { SshTarget } from './ssh-target.js';
 import { parseHelperReport, type Check, type HelperReport, type TestDef } from './suite.js';
 import { TapWriter, type YamlValue } from './tap.js';
@@ -66,12 +66,11 @@ export function exitCodeFor(outcomes: Outcome[]): number {
 /** Gets the kernel, helpers, probe and the cached guest image ready. */
 export async function prepare(cfg: HarnessConfig, log: (s: string) => void): Promise<Prepared> {
   const t0 = performance.now();
+  // A user's kernel is checked before anything is installed or downloaded: bad input first.
+  const given = cfg.kernel.kind === 'path' ? userKernel(cfg.kernel.bzImage, cfg.kernel.modulesDir, cfg.kernel.buildDir) : null;
   const release = cfg.kernel.kind === 'distro' ? await resolveDistroRelease(cfg.kernel.release, cfg.allowInstall && process.getuid?.() === 0) : undefined;
   await ensureRequirements(planRequirements({ headersFor: release }), cfg.allowInstall, log);
-  const kernel =
-    cfg.kernel.kind === 'distro'
-      ? await fetchDistroKernel(cfg.cacheDir, release!, log)
-      : userKernel(cfg.kernel.bzImage, cfg.kernel.modulesDir, cfg.kernel.buildDir);
+  const kernel = given ?? (await fetchDistroKernel(cfg.cacheDir, release!, log));
   const helpersDir = await buildHelpers(cfg.repoDir, cfg.cacheDir);
   const probeKo = await buildProbe(cfg.repoDir, cfg.cacheDir, kernel);
   const initScript = readFileSync(join(cfg.repoDir, 'qemu', 'init.sh'), 'utf8');
@@ -244,7 +243,8 @@ async function hasStuckTask(ssh: SshTarget): Promise<boolean> {
 
 /** Does a whole run: boots (and reboots) guests, runs every test, streams TAP; returns the exit code. */
 export async function runSuite(cfg: HarnessConfig, out: (line: string) => void, log: (s: string) => void): Promise<RunSummary> {
-  // Bad input is refused before anything is written.
+  // Bad input is refused before anything is installed, built or written.
+  ensureResultsRoot(cfg.resultsDir);
   if (cfg.sshPort !== null && !(await isPortFree(cfg.sshPort))) {
     throw new HarnessError('config', `--ssh-port ${cfg.sshPort}: port ${cfg.sshPort} on 127.0.0.1 is already in use`, {
       hint: 'pick a free port, or leave --ssh-port out and the harness picks one',
