@@ -145,17 +145,22 @@ export async function isPortFree(port: number): Promise<boolean> {
 // it after ~8 s under TCG).
 const READY_LINE_GRACE_MS = 25_000;
 
+/** Throws a config error naming the port unless 127.0.0.1:port can be bound. */
+export async function checkSshPortFree(port: number): Promise<void> {
+  if (!(await isPortFree(port))) {
+    throw new HarnessError('config', `--ssh-port ${port}: port ${port} on 127.0.0.1 is already in use`, {
+      hint: 'pick a free port, or leave --ssh-port out and the harness picks one',
+    });
+  }
+}
+
 // QEMU's message when the SSH forward cannot bind its host port.
 const PORT_TAKEN = /Could not set up host forwarding rule/;
 
 /** Boots a guest and returns once SSH is connected; throws a boot error otherwise. */
 export async function bootGuest(opts: GuestOptions): Promise<Guest> {
   if (opts.sshPort !== undefined) {
-    if (!(await isPortFree(opts.sshPort))) {
-      throw new HarnessError('config', `--ssh-port ${opts.sshPort}: port ${opts.sshPort} on 127.0.0.1 is already in use`, {
-        hint: 'pick a free port, or leave --ssh-port out and the harness picks one',
-      });
-    }
+    await checkSshPortFree(opts.sshPort);
     return await bootOnce(opts, opts.sshPort);
   }
   // A port found free can be taken by someone else before QEMU binds it: try another.

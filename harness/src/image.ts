@@ -2,7 +2,7 @@
 // mkfs.*, xfs_io), the kernel's modules in dependency order, the C helpers and the probe
 // module. Cached by a hash of its content; the per-run keys go in a small second archive.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { formatCpio, type CpioEntry } from './cpio.js';
 import { HarnessError } from './errors.js';
@@ -216,7 +216,7 @@ export async function buildImage(input: ImageInput, cacheDir: string): Promise<I
   const hash = hashEntries(entries);
   const dir = join(cacheDir, 'images');
   const path = join(dir, `initramfs-${input.kernel.release}-${hash}.cpio`);
-  if (existsSync(path)) return { path, hash, reused: true, bytes: readFileSync(path).length };
+  if (existsSync(path)) return { path, hash, reused: true, bytes: statSync(path).size };
   mkdirSync(dir, { recursive: true });
   const data = formatCpio(entries);
   const tmp = `${path}.tmp-${process.pid}`;

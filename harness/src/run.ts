@@ -4,7 +4,7 @@ import { readFileSync, rmSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { buildHelpers, buildProbe } from './artifacts.js';
-import { isPortFree, type Guest } from './boot.js';
+import { checkSshPortFree, type Guest } from './boot.js';
 import type { HarnessConfig } from './config.js';
 import { isFailureTaint, parseDmesg, scanDmesg, sliceBetweenMarkers, taintDelta, type DmesgFinding } from './dmesg.js';
 import { EXIT_INFRA, EXIT_KERNEL_FAILURE, EXIT_PASS, HarnessError } from './errors.js';
@@ -245,11 +245,7 @@ async function hasStuckTask(ssh: SshTarget): Promise<boolean> {
 export async function runSuite(cfg: HarnessConfig, out: (line: string) => void, log: (s: string) => void): Promise<RunSummary> {
   // Bad input is refused before anything is installed, built or written.
   ensureResultsRoot(cfg.resultsDir);
-  if (cfg.sshPort !== null && !(await isPortFree(cfg.sshPort))) {
-    throw new HarnessError('config', `--ssh-port ${cfg.sshPort}: port ${cfg.sshPort} on 127.0.0.1 is already in use`, {
-      hint: 'pick a free port, or leave --ssh-port out and the harness picks one',
-    });
-  }
+  if (cfg.sshPort !== null) await checkSshPortFree(cfg.sshPort);
   const knownFailures = loadKnownFailures(cfg.knownFailuresPath);
   const prepared = await prepare(cfg, log);
   const store = RunStore.create(cfg.resultsDir, prepared.kernel.release);
