@@ -2,7 +2,7 @@
 // change) and the probe module (once per kernel and source change). Both cached by content.
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { HarnessError } from './errors.js';
 import { runCommand } from './proc.js';
 import type { KernelSpec } from './kernel.js';
@@ -56,6 +56,12 @@ export async function buildHelpers(repoDir: string, cacheDir: string): Promise<s
   return join(out, 'bin');
 }
 
+/** Returns where the probe built for this kernel and this probe source is cached. */
+export function probePath(repoDir: string, cacheDir: string, kernel: KernelSpec): string {
+  const hash = hashTree([join(repoDir, 'kernel-tests', 'probe')], [kernel.release, kernel.buildDir ?? '', kernel.origin]);
+  return join(cacheDir, 'probe', `${kernel.release}-${hash}`, 'dax_probe.ko');
+}
+
 /** Builds dax_probe.ko against the kernel's build tree; returns its path. */
 export async function buildProbe(repoDir: string, cacheDir: string, kernel: KernelSpec): Promise<string> {
   if (!kernel.buildDir || !existsSync(join(kernel.buildDir, 'Makefile'))) {
@@ -66,9 +72,8 @@ export async function buildProbe(repoDir: string, cacheDir: string, kernel: Kern
     });
   }
   const src = join(repoDir, 'kernel-tests', 'probe');
-  const hash = hashTree([src], [kernel.release, kernel.buildDir]);
-  const out = join(cacheDir, 'probe', `${kernel.release}-${hash}`);
-  const ko = join(out, 'dax_probe.ko');
+  const ko = probePath(repoDir, cacheDir, kernel);
+  const out = dirname(ko);
   if (existsSync(ko)) return ko;
   const tmp = `${out}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });

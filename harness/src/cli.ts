@@ -7,6 +7,7 @@ import { EXIT_INFRA, formatError } from './errors.js';
 import { checkRequirements, formatDoctor, planRequirements } from './prereqs.js';
 import { formatDryRun, runExec, runSuite } from './run.js';
 import { SUITE } from './suite.js';
+import { runBaseline, runMutate } from './campaign.js';
 
 const repoDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -42,10 +43,13 @@ async function main(): Promise<number> {
         process.stdout.write(`${formatDryRun(cfg)}\n`);
         return 0;
       }
+      if (cfg.baseline) return await runBaseline(cfg, (line) => process.stdout.write(`${line}\n`), log);
       const summary = await runSuite(cfg, (line) => process.stdout.write(`${line}\n`), log);
       process.stderr.write(`dax-harness: results in ${summary.runDir}\n`);
       return summary.exitCode;
     }
+    case 'mutate':
+      return await runMutate(cfg, (line) => process.stdout.write(`${line}\n`), log);
   }
 }
 

@@ -8,15 +8,37 @@ import { HarnessError } from './errors.js';
 import type { Accel, QemuProfile } from './qemu-plan.js';
 import type { FsType } from './guest-setup.js';
 import { selectTests, type TestDef } from './suite.js';
+import { parseSeries, type Patch } from './series.js';
+import { availableParallelism } from 'node:os';
 
-export type Command = 'run' | 'exec' | 'doctor' | 'list' | 'help';
+export type Command = 'run' | 'exec' | 'doctor' | 'list' | 'help' | 'mutate';
+
+/** A kernel the harness builds: a tree, a base, a series, a config. */
+export interface BuildSpec {
+  kind: 'build';
+  /** debian-6.1 or a path to a git tree. */
+  tree: string;
+  /** Base ref; undefined = the import (debian-6.1) or HEAD of the tree. */
+  base: string | undefined;
+  series: { path: string; patches: Patch[] }[];
+  baseConfig: 'tinyconfig' | 'defconfig';
+  fragmentPath: string;
+  jobs: number;
+}
 
 export interface HarnessConfig {
   command: Command;
   repoDir: string;
   resultsDir: string;
   cacheDir: string;
-  kernel: { kind: 'distro'; release: string | undefined } | { kind: 'path'; bzImage: string; modulesDir: string | undefined; buildDir: string | undefined };
+  kernel: { kind: 'distro'; release: string | undefined } | { kind: 'path'; bzImage: string; modulesDir: string | undefined; buildDir: string | undefined } | BuildSpec;
+  /** Also build the base and run the same suite on it; report what the series changed. */
+  baseline: boolean;
+  /** Build each prefix of the series and name the first patch that turns a test red. */
+  bisect: boolean;
+  /** For mutate: the directory of mutant patches, and which of them (empty = all). */
+  mutantsDir: string;
+  mutants: string[];
   profile: QemuProfile;
   accel: Accel;
   filesystems: FsType[];
@@ -48,12 +70,30 @@ commands:
             filesystems on /mnt/ext4 and /mnt/xfs; bounded by --test-timeout, default 300 s)
   doctor    list the host prerequisites that are present and missing, and what will be installed
   list      list the tests with what each checks
+  mutate    build the tree once per patch in kernel-tests/mutants/ (each a deliberate refcount
+            bug), run the suite on each, print which tests killed it (exit 1 if one survived)
 
 run options:
   --kernel PATH          a bzImage to test instead of Debian's packaged 6.1 kernel
   --modules DIR          its lib/modules/<release> directory (required with --kernel)
   --kernel-build DIR     its build tree, to compile the probe module (default: DIR/build)
   --distro-release REL   Debian kernel ABI to fetch (default: what linux-image-amd64 depends on)
+
+kernel built from source (all build options imply a built kernel):
+  --tree debian-6.1|DIR  build the kernel under test: Debian's linux-source-6.1 (imported into
+                         the cache once) or a kernel git tree (cloned --shared; never touched)
+  --base REF             the commit the series applies to (default: the import, or HEAD)
+  --series FILE          an mbox or git format-patch file, applied with git am -3 (repeatable)
+  --config tinyconfig|defconfig  base config under the fragment (default: tinyconfig)
+  --fragment FILE        Kconfig fragment (default: kernel-tests/dax.config); every option is verified
+  --jobs N               make -j (default: the number of CPUs)
+  --baseline             also build the base and run the same tests on it; report fixed, new
+                         failure, still failing, passing; exit 1 only for a new failure
+  --bisect               with --baseline: build each prefix of the series and name the first
+                         patch that turns each newly red test red
+  --mutants DIR          for mutate: the mutant patches (default: kernel-tests/mutants)
+  --mutant NAME          for mutate: only this mutant (repeatable)
+
   --profile NAME         QEMU profile from qemu/profiles.json (default: default)
   --fs LIST              filesystems, comma separated (default: ext4,xfs)
   --tests LIST           tests to run by name, comma separated (default: all)
@@ -120,6 +160,16 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
         'ssh-port': { type: 'string' },
         append: { type: 'string', multiple: true },
         'known-failures': { type: 'string' },
+        tree: { type: 'string' },
+        base: { type: 'string' },
+        series: { type: 'string', multiple: true },
+        config: { type: 'string' },
+        fragment: { type: 'string' },
+        jobs: { type: 'string' },
+        baseline: { type: 'boolean', default: false },
+        bisect: { type: 'boolean', default: false },
+        mutants: { type: 'string' },
+        mutant: { type: 'string', multiple: true },
         'no-install': { type: 'boolean', default: false },
         'dry-run': { type: 'boolean', default: false },
         verbose: { type: 'boolean', short: 'v', default: false },
@@ -131,8 +181,8 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
   }
   const { values: o, positionals } = parsed;
   const cmd = o.help ? 'help' : (positionals[0] ?? 'run');
-  if (!['run', 'exec', 'doctor', 'list', 'help'].includes(cmd)) {
-    throw new HarnessError('config', `unknown command "${cmd}"`, { hint: 'commands are run, exec, doctor, list, help' });
+  if (!['run', 'exec', 'doctor', 'list', 'help', 'mutate'].includes(cmd)) {
+    throw new HarnessError('config', `unknown command "${cmd}"`, { hint: 'commands are run, exec, doctor, list, mutate, help' });
   }
   const execArgv = cmd === 'exec' ? positionals.slice(1) : [];
   if (cmd === 'exec' && execArgv.length === 0) {
@@ -158,6 +208,7 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
   if (sshPort !== null && (!Number.isInteger(sshPort) || sshPort < 1024 || sshPort > 65535)) {
     throw new HarnessError('config', `--ssh-port ${o['ssh-port']}: not a port from 1024 to 65535`, { hint: 'leave it out and the harness picks a free port' });
   }
+  const build = resolveBuild(o, cmd, cwd, repoDir);
   const home = env.HOME || homedir();
   // XDG base directories: an empty or relative XDG_CACHE_HOME is to be ignored, not used.
   const xdgCache = env.XDG_CACHE_HOME && isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join(home, '.cache');
@@ -166,9 +217,15 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
     repoDir,
     resultsDir: resolve(cwd, o.results ?? join(repoDir, 'results')),
     cacheDir: resolve(cwd, o.cache ?? join(xdgCache, 'dax-harness')),
-    kernel: o.kernel
-      ? { kind: 'path' as const, bzImage: resolve(cwd, o.kernel), modulesDir: o.modules ? resolve(cwd, o.modules) : undefined, buildDir: o['kernel-build'] ? resolve(cwd, o['kernel-build']) : undefined }
-      : { kind: 'distro' as const, release: o['distro-release'] },
+    kernel: build
+      ? build
+      : o.kernel
+        ? { kind: 'path' as const, bzImage: resolve(cwd, o.kernel), modulesDir: o.modules ? resolve(cwd, o.modules) : undefined, buildDir: o['kernel-build'] ? resolve(cwd, o['kernel-build']) : undefined }
+        : { kind: 'distro' as const, release: o['distro-release'] },
+    baseline: (o.baseline ?? false) || (o.bisect ?? false),
+    bisect: o.bisect ?? false,
+    mutantsDir: resolve(cwd, o.mutants ?? join(repoDir, 'kernel-tests', 'mutants')),
+    mutants: o.mutant ?? [],
     profile: loadProfile(repoDir, o.profile ?? 'default'),
     accel: o.accel,
     filesystems: fss as FsType[],
@@ -184,4 +241,58 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
     execArgv,
     knownFailuresPath: resolve(cwd, o['known-failures'] ?? join(repoDir, 'kernel-tests', 'known-failures.json')),
   });
+}
+
+interface BuildOptions {
+  kernel?: string;
+  'distro-release'?: string;
+  tree?: string;
+  base?: string;
+  series?: string[];
+  config?: string;
+  fragment?: string;
+  jobs?: string;
+  baseline?: boolean;
+  bisect?: boolean;
+  mutants?: string;
+  mutant?: string[];
+}
+
+// The build options, checked together: a built kernel excludes --kernel and --distro-release,
+// --bisect needs a series, and a series file is read and checked before anything runs.
+function resolveBuild(o: BuildOptions, cmd: string, cwd: string, repoDir: string): BuildSpec | null {
+  const wantsBuild = o.tree !== undefined || o.base !== undefined || (o.series?.length ?? 0) > 0 || o.config !== undefined || o.fragment !== undefined || o.baseline || o.bisect || cmd === 'mutate';
+  if (!wantsBuild) {
+    if (o.jobs !== undefined) throw new HarnessError('config', '--jobs given without a kernel to build', { hint: 'add --tree debian-6.1 (or a tree of yours)' });
+    if (o.mutants !== undefined || (o.mutant?.length ?? 0) > 0) throw new HarnessError('config', '--mutants/--mutant belong to the mutate command', { hint: 'dax-harness mutate [--mutant NAME]' });
+    return null;
+  }
+  if (o.kernel !== undefined || o['distro-release'] !== undefined) {
+    throw new HarnessError('config', `${o.kernel !== undefined ? '--kernel' : '--distro-release'} cannot be combined with building a kernel (--tree, --series, --baseline, mutate)`, {
+      hint: 'either test a ready kernel (--kernel/--distro-release) or build one from a tree',
+    });
+  }
+  if (cmd !== 'mutate' && (o.mutants !== undefined || (o.mutant?.length ?? 0) > 0)) throw new HarnessError('config', '--mutants/--mutant belong to the mutate command', { hint: 'dax-harness mutate [--mutant NAME]' });
+  if (cmd === 'mutate' && ((o.series?.length ?? 0) > 0 || o.baseline || o.bisect)) {
+    throw new HarnessError('config', 'mutate builds one kernel per mutant on the base: --series, --baseline and --bisect do not apply', { hint: 'dax-harness mutate [--tree T] [--base REF] [--mutant NAME]' });
+  }
+  const series = (o.series ?? []).map((f) => {
+    const path = resolve(cwd, f);
+    if (!existsSync(path)) throw new HarnessError('config', `--series ${f}: no such file`, { hint: 'pass an mbox (b4 am) or a git format-patch file' });
+    return { path, patches: parseSeries(readFileSync(path, 'utf8'), f) };
+  });
+  if ((o.baseline || o.bisect) && series.length === 0) {
+    throw new HarnessError('config', `--${o.bisect ? 'bisect' : 'baseline'} needs a --series to compare against its base`, { hint: 'e.g. --tree debian-6.1 --series fix.mbox --baseline' });
+  }
+  const baseConfig = o.config ?? 'tinyconfig';
+  if (baseConfig !== 'tinyconfig' && baseConfig !== 'defconfig') throw new HarnessError('config', `--config ${baseConfig}: must be tinyconfig or defconfig`, { hint: 'tinyconfig builds in about a third of the time' });
+  const fragmentPath = resolve(cwd, o.fragment ?? join(repoDir, 'kernel-tests', 'dax.config'));
+  if (!existsSync(fragmentPath)) throw new HarnessError('config', `--fragment ${o.fragment}: no such file`, { hint: 'pass a Kconfig fragment (CONFIG_X=y lines), or leave it out for kernel-tests/dax.config' });
+  const jobs = o.jobs === undefined ? availableParallelism() : Number(o.jobs);
+  if (!Number.isInteger(jobs) || jobs < 1 || jobs > 512) throw new HarnessError('config', `--jobs ${o.jobs}: must be a whole number from 1 to 512`, { hint: 'leave it out for the number of CPUs' });
+  const tree = o.tree ?? 'debian-6.1';
+  if (tree !== 'debian-6.1' && !existsSync(resolve(cwd, tree))) {
+    throw new HarnessError('config', `--tree ${tree}: no such directory`, { hint: 'pass a kernel git tree, or --tree debian-6.1 for Debian\'s 6.1 source' });
+  }
+  return { kind: 'build', tree: tree === 'debian-6.1' ? tree : resolve(cwd, tree), base: o.base, series, baseConfig, fragmentPath, jobs };
 }

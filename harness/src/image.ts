@@ -52,6 +52,16 @@ export function parseShowDepends(text: string): string[] {
   return out;
 }
 
+/** Returns true if `modprobe --show-depends` says the module is built into the kernel. */
+export function isBuiltinModule(text: string, name: string): boolean {
+  return text.split('\n').some((l) => l.trim() === `builtin ${name}` || l.trim() === `builtin ${name.replace(/_/g, '-')}`);
+}
+
+/** Returns kernel command-line words that give a built-in module its parameters (name.key=value). */
+export function formatBuiltinParams(name: string, params: string): string[] {
+  return params.split(/\s+/).filter(Boolean).map((p) => `${name}.${p}`);
+}
+
 /** Returns the shared-library paths (as the loader names them) from `ldd` output. */
 export function parseLdd(text: string): string[] {
   const out: string[] = [];
@@ -74,15 +84,28 @@ function which(prog: string): string {
   });
 }
 
-/** Resolves the modules to load into ordered .ko paths inside modulesRoot. */
-export async function planModuleOrder(kernel: KernelSpec, mods: ModuleLoad[]): Promise<{ path: string; params: string }[]> {
+export interface ModulePlan {
+  /** Loadable modules, in load order, with their parameters. */
+  loads: { path: string; params: string }[];
+  /** Parameters of built-in modules, as kernel command-line words. */
+  kernelArgs: string[];
+}
+
+/** Resolves the modules to load into ordered .ko paths inside modulesRoot; built-in ones
+ *  (a kernel the harness built has everything =y) get their parameters on the command line. */
+export async function planModuleOrder(kernel: KernelSpec, mods: ModuleLoad[]): Promise<ModulePlan> {
   const seen = new Set<string>();
   const order: { path: string; params: string }[] = [];
+  const kernelArgs: string[] = [];
   for (const m of mods) {
     const r = await runCommand({
       argv: ['modprobe', '-d', kernel.modulesRoot, '-S', kernel.release, '--show-depends', '--ignore-install', m.name],
       timeoutMs: 30_000,
     });
+    if (isBuiltinModule(r.stdout, m.name)) {
+      kernelArgs.push(...formatBuiltinParams(m.name, m.params ?? ''));
+      continue;
+    }
     const paths = parseShowDepends(r.stdout);
     if (paths.length === 0) {
       throw new HarnessError('config', `kernel ${kernel.release} has no module ${m.name} (needed by the guest)`, {
@@ -96,7 +119,7 @@ export async function planModuleOrder(kernel: KernelSpec, mods: ModuleLoad[]): P
       order.push({ path: p, params: isSelf ? (m.params ?? '') : '' });
     }
   }
-  return order;
+  return { loads: order, kernelArgs };
 }
 
 export interface ImageInput {
@@ -111,6 +134,8 @@ export interface ImageResult {
   hash: string;
   reused: boolean;
   bytes: number;
+  /** Kernel command-line words the image needs (parameters of built-in modules). */
+  kernelArgs: string[];
 }
 
 async function busyboxApplets(busybox: string): Promise<string[]> {
@@ -136,7 +161,7 @@ async function libsOf(bins: string[]): Promise<string[]> {
 }
 
 /** Collects every entry of the base image (no keys) in a deterministic order. */
-export async function collectImageEntries(input: ImageInput): Promise<CpioEntry[]> {
+export async function collectImageEntries(input: ImageInput): Promise<{ entries: CpioEntry[]; kernelArgs: string[] }> {
   const { kernel } = input;
   const files = new Map<string, CpioEntry>();
   const dirs = new Set<string>();
@@ -173,7 +198,7 @@ export async function collectImageEntries(input: ImageInput): Promise<CpioEntry[
   const modRoot = join(kernel.modulesRoot, 'lib', 'modules', kernel.release);
   const order = await planModuleOrder(kernel, GUEST_MODULES);
   const loadLines: string[] = [];
-  for (const m of order) {
+  for (const m of order.loads) {
     const guestPath = `/lib/modules/${kernel.release}/${relative(modRoot, m.path)}`;
     addFile(guestPath, readFileSync(m.path), 0o644);
     loadLines.push(`${guestPath} ${m.params}`.trim());
@@ -195,7 +220,7 @@ export async function collectImageEntries(input: ImageInput): Promise<CpioEntry[
 
   const dirEntries: CpioEntry[] = [...dirs].sort().map((path) => ({ kind: 'dir', path, mode: path === '/tmp' ? 0o1777 : 0o755 }));
   const rest = [...files.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  return [...dirEntries, ...rest];
+  return { entries: [...dirEntries, ...rest], kernelArgs: order.kernelArgs };
 }
 
 /** Returns the content hash of a list of entries: equal inputs give equal images. */
@@ -212,17 +237,17 @@ export function hashEntries(entries: readonly CpioEntry[]): string {
 
 /** Builds (or reuses) the base image in the cache; returns its path. */
 export async function buildImage(input: ImageInput, cacheDir: string): Promise<ImageResult> {
-  const entries = await collectImageEntries(input);
+  const { entries, kernelArgs } = await collectImageEntries(input);
   const hash = hashEntries(entries);
   const dir = join(cacheDir, 'images');
   const path = join(dir, `initramfs-${input.kernel.release}-${hash}.cpio`);
-  if (existsSync(path)) return { path, hash, reused: true, bytes: statSync(path).size };
+  if (existsSync(path)) return { path, hash, reused: true, bytes: statSync(path).size, kernelArgs };
   mkdirSync(dir, { recursive: true });
   const data = formatCpio(entries);
   const tmp = `${path}.tmp-${process.pid}`;
   writeFileSync(tmp, data);
   renameSync(tmp, path);
-  return { path, hash, reused: false, bytes: data.length };
+  return { path, hash, reused: false, bytes: data.length, kernelArgs };
 }
 
 /** Returns the per-run archive: the guest's host key and the client's authorized key. */

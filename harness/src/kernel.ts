@@ -15,6 +15,8 @@ export interface KernelSpec {
   buildDir: string | null;
   /** Where it came from, for run.json. */
   origin: string;
+  /** The build log, when the harness built it (copied into the run directory). */
+  buildLog?: string;
 }
 
 // Debian's meta package that always depends on the current 6.1 ABI.

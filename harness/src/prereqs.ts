@@ -15,7 +15,7 @@ export interface Requirement {
 const BIN = (name: string): string[] => ['/usr/bin', '/usr/sbin', '/bin', '/sbin'].map((d) => `${d}/${name}`);
 
 /** Returns the requirements for running the suite on a kernel release. */
-export function planRequirements(opts: { headersFor?: string }): Requirement[] {
+export function planRequirements(opts: { headersFor?: string; kernelBuild?: boolean }): Requirement[] {
   const reqs: Requirement[] = [
     { pkg: 'qemu-system-x86', paths: BIN('qemu-system-x86_64'), why: 'runs the kernel under test' },
     { pkg: 'qemu-system-data', paths: ['/usr/share/qemu/qboot.rom'], why: 'qboot firmware (fast boot)' },
@@ -30,6 +30,20 @@ export function planRequirements(opts: { headersFor?: string }): Requirement[] {
     { pkg: 'libc6-dev', paths: ['/usr/lib/x86_64-linux-gnu/libc.a'], why: 'static C helpers' },
     { pkg: 'liburing-dev', paths: ['/usr/lib/x86_64-linux-gnu/liburing.a'], why: 'io_uring helper (static)' },
   ];
+  if (opts.kernelBuild) {
+    const why = 'builds the kernel under test';
+    reqs.push(
+      { pkg: 'git', paths: BIN('git'), why: 'imports and checks out the kernel source, applies series (git am)' },
+      { pkg: 'flex', paths: BIN('flex'), why },
+      { pkg: 'bison', paths: BIN('bison'), why },
+      { pkg: 'bc', paths: BIN('bc'), why },
+      { pkg: 'libelf-dev', paths: ['/usr/include/libelf.h'], why: 'objtool (part of the kernel build)' },
+      { pkg: 'libssl-dev', paths: ['/usr/include/openssl/ssl.h'], why: 'the kernel\'s host tools (sign-file, extract-cert)' },
+      { pkg: 'lz4', paths: BIN('lz4'), why: 'compresses the bzImage (LZ4 boots fastest under TCG)' },
+      { pkg: 'ccache', paths: BIN('ccache'), why: 'makes rebuilds of the kernel cheap' },
+      { pkg: 'xz-utils', paths: BIN('xz'), why: 'unpacks linux-source-6.1' },
+    );
+  }
   if (opts.headersFor) {
     reqs.push({
       pkg: `linux-headers-${opts.headersFor}`,

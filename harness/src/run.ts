@@ -1,6 +1,6 @@
 // The run: prepare the kernel and guest image, boot, set up fsdax filesystems, run each test
 // bracketed by dmesg markers and taint reads, judge, and stream TAP and records to disk.
-import { readFileSync, rmSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { buildHelpers, buildProbe } from './artifacts.js';
@@ -11,6 +11,7 @@ import { EXIT_INFRA, EXIT_KERNEL_FAILURE, EXIT_PASS, HarnessError } from './erro
 import { planFsSetup, type MountedFs } from './guest-setup.js';
 import { buildImage } from './image.js';
 import { GuestSession, type LiveGuest } from './session.js';
+import { prepareSource, buildCommit } from './built-kernel.js';
 import { fetchDistroKernel, resolveDistroRelease, userKernel, type KernelSpec } from './kernel.js';
 import type { RefcountModel } from './model.js';
 import { planRequirements, ensureRequirements } from './prereqs.js';
@@ -48,6 +49,8 @@ export interface Prepared {
   imagePath: string;
   imageHash: string;
   imageReused: boolean;
+  /** Kernel command-line words the image needs (built-in module parameters). */
+  kernelArgs: string[];
   prepareMs: number;
 }
 
@@ -63,20 +66,30 @@ export function exitCodeFor(outcomes: Outcome[]): number {
   return EXIT_PASS;
 }
 
-/** Gets the kernel, helpers, probe and the cached guest image ready. */
-export async function prepare(cfg: HarnessConfig, log: (s: string) => void): Promise<Prepared> {
-  const t0 = performance.now();
+/** Returns the kernel under test of a run: a built one, the user's, or Debian's. */
+async function kernelFor(cfg: HarnessConfig, log: (s: string) => void): Promise<KernelSpec> {
   // A user's kernel is checked before anything is installed or downloaded: bad input first.
   const given = cfg.kernel.kind === 'path' ? userKernel(cfg.kernel.bzImage, cfg.kernel.modulesDir, cfg.kernel.buildDir) : null;
   const release = cfg.kernel.kind === 'distro' ? await resolveDistroRelease(cfg.kernel.release, cfg.allowInstall && process.getuid?.() === 0) : undefined;
-  await ensureRequirements(planRequirements({ headersFor: release }), cfg.allowInstall, log);
-  const kernel = given ?? (await fetchDistroKernel(cfg.cacheDir, release!, log));
+  await ensureRequirements(planRequirements({ headersFor: release, kernelBuild: cfg.kernel.kind === 'build' }), cfg.allowInstall, log);
+  if (given) return given;
+  if (cfg.kernel.kind === 'build') {
+    const src = await prepareSource(cfg.kernel, cfg.cacheDir, log);
+    return (await buildCommit(src, src.applied.head, cfg.repoDir, cfg.cacheDir, log)).kernel;
+  }
+  return fetchDistroKernel(cfg.cacheDir, release!, log);
+}
+
+/** Gets the kernel (unless given: a campaign builds its own), helpers, probe and the cached guest image ready. */
+export async function prepare(cfg: HarnessConfig, log: (s: string) => void, givenKernel?: KernelSpec): Promise<Prepared> {
+  const t0 = performance.now();
+  const kernel = givenKernel ?? (await kernelFor(cfg, log));
   const helpersDir = await buildHelpers(cfg.repoDir, cfg.cacheDir);
   const probeKo = await buildProbe(cfg.repoDir, cfg.cacheDir, kernel);
   const initScript = readFileSync(join(cfg.repoDir, 'qemu', 'init.sh'), 'utf8');
   const img = await buildImage({ kernel, initScript, helpersDir, probeKo }, cfg.cacheDir);
   log(`guest image ${img.reused ? 'reused' : 'built'}: ${img.path} (${(img.bytes / 1e6).toFixed(1)} MB)`);
-  return { kernel, imagePath: img.path, imageHash: img.hash, imageReused: img.reused, prepareMs: Math.round(performance.now() - t0) };
+  return { kernel, imagePath: img.path, imageHash: img.hash, imageReused: img.reused, kernelArgs: img.kernelArgs, prepareMs: Math.round(performance.now() - t0) };
 }
 
 /** Returns the plans a --dry-run prints: the QEMU command line and the guest setup. */
@@ -224,7 +237,7 @@ function newSession(cfg: HarnessConfig, prepared: Prepared, workDir: string, con
     consolePath,
     bootTimeoutMs: cfg.bootTimeoutMs,
     sshPort: cfg.sshPort ?? undefined,
-    extraAppend: cfg.extraAppend,
+    extraAppend: [...prepared.kernelArgs, ...cfg.extraAppend],
     log,
   });
 }
@@ -233,6 +246,10 @@ export interface RunSummary {
   exitCode: number;
   runDir: string;
   records: TestRecord[];
+  /** Boot-to-SSH time of each boot of the run. */
+  boots: number[];
+  /** Time spent in tests (sum of the records' durations). */
+  testsMs: number;
 }
 
 /** Returns true if the guest still has a task in uninterruptible sleep (a wedged kernel path). */
@@ -242,14 +259,15 @@ async function hasStuckTask(ssh: SshTarget): Promise<boolean> {
 }
 
 /** Does a whole run: boots (and reboots) guests, runs every test, streams TAP; returns the exit code. */
-export async function runSuite(cfg: HarnessConfig, out: (line: string) => void, log: (s: string) => void): Promise<RunSummary> {
+export async function runSuite(cfg: HarnessConfig, out: (line: string) => void, log: (s: string) => void, givenKernel?: KernelSpec): Promise<RunSummary> {
   // Bad input is refused before anything is installed, built or written.
   ensureResultsRoot(cfg.resultsDir);
   if (cfg.sshPort !== null) await checkSshPortFree(cfg.sshPort);
   const knownFailures = loadKnownFailures(cfg.knownFailuresPath);
-  const prepared = await prepare(cfg, log);
+  const prepared = await prepare(cfg, log, givenKernel);
   const store = RunStore.create(cfg.resultsDir, prepared.kernel.release);
   log(`run directory: ${store.dir}`);
+  if (prepared.kernel.buildLog && existsSync(prepared.kernel.buildLog)) store.writeFile('build.log', readFileSync(prepared.kernel.buildLog, 'utf8'));
   const tap = new TapWriter((lines) => {
     store.tap(lines);
     for (const l of lines) out(l);
@@ -418,7 +436,13 @@ export async function runSuite(cfg: HarnessConfig, out: (line: string) => void, 
   }
   // The first boot failing means nothing was tested: the caller reports that error itself.
   if (fatal) throw fatal;
-  return { exitCode: interrupted ? EXIT_INFRA : exitCodeFor(records.map((r) => r.outcome)), runDir: store.dir, records };
+  return {
+    exitCode: interrupted ? EXIT_INFRA : exitCodeFor(records.map((r) => r.outcome)),
+    runDir: store.dir,
+    records,
+    boots: session.boots.map((b) => b.bootToSshMs),
+    testsMs: records.reduce((a, r) => a + r.durationMs, 0),
+  };
 }
 
 function errorRecord(fs: string, test: string, reason: string): TestRecord {
