@@ -35,7 +35,7 @@ parser.on('child', (file) => {
 
 const child = spawn(
   process.execPath,
-  [join(root, 'node_modules', 'tap', 'dist', 'esm', 'run.mjs'), '--disable-coverage', '--reporter=tap', '--timeout=1200', '--jobs=1', ...files],
+  [join(root, 'node_modules', 'tap', 'dist', 'esm', 'run.mjs'), '--disable-coverage', '--reporter=tap', '--timeout=3600', '--jobs=1', ...files],
   { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] },
 );
 child.stdout.on('data', (d) => {

@@ -4,7 +4,7 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { buildProbe, probePath } from './artifacts.js';
 import type { BuildSpec } from './config.js';
-import { findBuiltKernel, planKbuildPaths, runKbuild, type KbuildInput } from './kbuild.js';
+import { findBuiltKernel, planKbuildPaths, readToolchain, runKbuild, type KbuildInput } from './kbuild.js';
 import type { KernelSpec } from './kernel.js';
 import type { Patch } from './series.js';
 import { applySeriesAt, checkoutCommit, DEBIAN_TREE, prepareTree, resolveBase, treeIdOf, type AppliedSeries, type TreeCheckout } from './tree.js';
@@ -42,6 +42,7 @@ export async function buildCommit(s: SourceSession, commit: string, repoDir: str
     fragmentText: readFileSync(s.spec.fragmentPath, 'utf8'),
     cacheDir,
     jobs: s.spec.jobs,
+    toolchain: await readToolchain(),
   };
   const cached = findBuiltKernel(input);
   if (cached && existsSync(probePath(repoDir, cacheDir, cached))) {

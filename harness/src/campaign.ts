@@ -188,7 +188,7 @@ export function loadMutants(dir: string, only: string[]): Mutant[] {
   }
   const all = files.map((f) => {
     const text = readFileSync(join(dir, f), 'utf8');
-    const killers = /^Caught-by:\s*(.+)$/m.exec(text)?.[1]?.trim() ?? '';
+    const killers = /^Caught-by:[ \t]*(.+)$/m.exec(text)?.[1]?.trim() ?? '';
     return { name: f.replace(/\.patch$/, ''), path: join(dir, f), patches: parseSeries(text, join(dir, f)), expectedKillers: killers };
   });
   if (all.length === 0) throw new HarnessError('config', `${dir} holds no .patch files`, { hint: 'each mutant is one git format-patch file against the tree' });

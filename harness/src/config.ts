@@ -96,7 +96,7 @@ kernel built from source (all build options imply a built kernel):
 
   --profile NAME         QEMU profile from qemu/profiles.json (default: default)
   --fs LIST              filesystems, comma separated (default: ext4,xfs)
-  --tests LIST           tests to run by name, comma separated (default: all)
+  --tests LIST           tests to run by name, comma separated; "fast" is the fast set (default: all)
   --accel tcg|kvm        QEMU accelerator (default: tcg)
   --results DIR          where run directories go (default: ./results)
   --cache DIR            build and download cache (default: ~/.cache/dax-harness)

@@ -24,6 +24,8 @@ export interface KbuildInput {
   fragmentText: string;
   cacheDir: string;
   jobs: number;
+  /** The compiler's version line: a gcc upgrade makes a different kernel. */
+  toolchain: string;
 }
 
 // Bumped when the recipe below changes in a way that changes the kernel it makes.
@@ -42,7 +44,7 @@ export interface KbuildPaths {
 
 /** Returns the object and output directories of a build (pure). */
 export function planKbuildPaths(i: Omit<KbuildInput, 'jobs'>): KbuildPaths {
-  const configKey = createHash('sha256').update(`${RECIPE}\0${i.baseConfig}\0${i.fragmentText}`).digest('hex').slice(0, 12);
+  const configKey = createHash('sha256').update(`${RECIPE}\0${i.toolchain}\0${i.baseConfig}\0${i.fragmentText}`).digest('hex').slice(0, 12);
   const key = createHash('sha256').update(`${configKey}\0${i.treeId}`).digest('hex').slice(0, 16);
   const checkoutId = createHash('sha256').update(i.tree.workDir).digest('hex').slice(0, 8);
   return { objDir: join(i.cacheDir, 'obj', `${checkoutId}-${configKey}`), outDir: join(i.cacheDir, 'kernels', `build-${key}`), configKey, key };
@@ -74,7 +76,8 @@ export function planMake(i: KbuildInput, objDir: string, ccacheBase: string): Co
 /** Returns the first compiler or make error of a build log with a little context. */
 export function findBuildError(log: string): string {
   const lines = log.split('\n');
-  const i = lines.findIndex((l) => /: (fatal )?error: |\berror: |^make(\[\d+\])?: \*\*\* /.test(l));
+  // Compiler errors, linker errors (no "error:" in them), modpost's "ERROR:", then make's own.
+  const i = lines.findIndex((l) => /\berror: |undefined reference to |^ERROR: |^make(\[\d+\])?: \*\*\* /.test(l));
   return (i >= 0 ? lines.slice(Math.max(0, i - 3), i + 10) : lines.slice(-20)).join('\n');
 }
 
@@ -212,4 +215,10 @@ export async function runKbuild(i: KbuildInput, log: (s: string) => void): Promi
   renameSync(tmpOut, paths.outDir);
   log(`built ${release} in ${formatDuration(buildMs)} (${made.steps} steps)`);
   return { spec: specFor(i, paths, release), paths, reused: false, buildMs, logPath };
+}
+
+/** Returns the first line of `gcc --version`, part of every build key. */
+export async function readToolchain(): Promise<string> {
+  const r = await runCommand({ argv: ['gcc', '--version'], timeoutMs: 30_000 });
+  return r.stdout.split('\n')[0]?.trim() || 'gcc (unknown version)';
 }

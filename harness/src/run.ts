@@ -12,6 +12,7 @@ import { planFsSetup, type MountedFs } from './guest-setup.js';
 import { buildImage } from './image.js';
 import { GuestSession, type LiveGuest } from './session.js';
 import { prepareSource, buildCommit } from './built-kernel.js';
+import { planKconfig, planMake } from './kbuild.js';
 import { fetchDistroKernel, resolveDistroRelease, userKernel, type KernelSpec } from './kernel.js';
 import type { RefcountModel } from './model.js';
 import { planRequirements, ensureRequirements } from './prereqs.js';
@@ -96,7 +97,16 @@ export async function prepare(cfg: HarnessConfig, log: (s: string) => void, give
 export function formatDryRun(cfg: HarnessConfig): string {
   const pmem = cfg.profile.nvdimms.map((_, i) => `<run-dir>/pmem/pmem${i}.img`);
   const qemu = planQemu({ profile: cfg.profile, accel: cfg.accel, kernel: '<kernel bzImage>', initrd: '<run-dir>/initrd', sshPort: 10022, pmemFiles: pmem });
-  const lines = [`# QEMU (profile ${cfg.profile.name}: ${cfg.profile.description})`, shellQuote(qemu.argv), '', '# guest setup'];
+  const lines: string[] = [];
+  if (cfg.kernel.kind === 'build') {
+    const k = cfg.kernel;
+    // The plans with placeholders: the commit and the build keys are known once the tree is imported.
+    const input = { tree: { name: k.tree, workDir: '<tree checkout>' }, commit: '<commit>', treeId: '<tree>', baseConfig: k.baseConfig, fragmentPath: k.fragmentPath, fragmentText: '', cacheDir: cfg.cacheDir, jobs: k.jobs, toolchain: '<gcc --version>' };
+    lines.push(`# kernel build (${k.tree}${k.base ? ` at ${k.base}` : ''}; ${k.series.reduce((n, s) => n + s.patches.filter((p) => p.hasDiff).length, 0)} patch(es) applied with git am -3 in the harness's checkout)`);
+    for (const p of planKconfig(input, '<obj dir>')) lines.push(shellQuote(p.argv));
+    lines.push(shellQuote(planMake(input, '<obj dir>', cfg.cacheDir).argv), '');
+  }
+  lines.push(`# QEMU (profile ${cfg.profile.name}: ${cfg.profile.description})`, shellQuote(qemu.argv), '', '# guest setup');
   for (const p of planFsSetup(cfg.profile, cfg.filesystems)) {
     for (const c of p.namespace) lines.push(shellQuote(c.argv));
     const dev = p.device ?? `/dev/<blockdev of the ${p.fs} namespace>`;

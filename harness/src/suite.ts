@@ -5,6 +5,7 @@ import { expectedRefcount, type RefcountModel } from './model.js';
 import { BIN, cmp, eq, idleCheck, mappedChecks, obs, SLOW_DEV, waitForSlowDev } from './checks.js';
 import { TESTS as PIN_TESTS } from './scenarios/pins.js';
 import { TESTS as MAPPING_TESTS } from './scenarios/mappings.js';
+import { TESTS as GUP_PIN_TESTS } from './scenarios/gup.js';
 import { summarizeDaxFaults, type DaxTraceEvent } from './trace.js';
 
 export interface HelperObs {
@@ -230,7 +231,7 @@ const STRESS_TESTS: TestDef[] = [
 ];
 
 /** The refcount suite, in run order. */
-export const SUITE: TestDef[] = [...BASE_TESTS, ...GUP_TESTS, ...PIN_TESTS, ...MAPPING_TESTS, ...STRESS_TESTS];
+export const SUITE: TestDef[] = [...BASE_TESTS, ...GUP_TESTS, ...GUP_PIN_TESTS, ...PIN_TESTS, ...MAPPING_TESTS, ...STRESS_TESTS];
 
 // Self-tests of the harness: each makes the guest misbehave on purpose so the fault-injection
 // tests can prove a WARN is seen, a panic is a crash, a hang is a timeout and a dropped
@@ -256,9 +257,27 @@ export const SELFTESTS: TestDef[] = [
   selftest('selftest-ssh-drop', "Kills the guest's sshd: an infrastructure error, retried, never a kernel failure.", 'killall -9 dropbear', 20_000),
 ];
 
-/** Returns the tests selected by name (the suite if names is empty); unknown names are an error for the caller. */
-export function selectTests(names: string[]): { tests: TestDef[]; unknown: string[] } {
-  if (names.length === 0) return { tests: SUITE, unknown: [] };
+// `--tests fast`: one or two tests per invariant, none of those that wait seconds for a slow
+// device or run a timed stress (under a minute for both filesystems on a built kernel).
+export const FAST_TESTS: string[] = [
+  'mmap-fault-4k',
+  'mmap-fault-2m',
+  'uring-longterm',
+  'gup-crosscheck',
+  'gup-longterm-pmd',
+  'hole-zero-page',
+  'pin-truncate-vmsplice',
+  'fork-shared-private',
+  'mremap-mlock',
+  'pmd-split-punch',
+  'map-sync',
+  'poison-hwpoison',
+];
+
+/** Returns the tests selected by name (the suite if names is empty; `fast` is the fast set); unknown names are an error for the caller. */
+export function selectTests(requested: string[]): { tests: TestDef[]; unknown: string[] } {
+  if (requested.length === 0) return { tests: SUITE, unknown: [] };
+  const names = requested.flatMap((n) => (n === 'fast' ? FAST_TESTS : [n]));
   const all = [...SUITE, ...SELFTESTS];
   const unknown = names.filter((n) => !all.some((t) => t.name === n));
   // In the order given: a fault-injection run places its faults between ordinary tests.

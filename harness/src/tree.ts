@@ -123,7 +123,8 @@ export async function prepareTree(tree: string, cacheDir: string, log: (s: strin
       hint: `pass the top directory of a Linux kernel git tree, or --tree ${DEBIAN_TREE}`,
     });
   }
-  const id = createHash('sha256').update(top.stdout.trim()).digest('hex').slice(0, 12);
+  const topDir = top.stdout.trim();
+  const id = createHash('sha256').update(topDir).digest('hex').slice(0, 12);
   const workDir = join(cacheDir, 'work', id);
   if (!existsSync(join(workDir, '.git'))) {
     log(`cloning ${user} (--shared: objects are borrowed, the tree itself is not touched) into ${workDir}`);
@@ -131,7 +132,8 @@ export async function prepareTree(tree: string, cacheDir: string, log: (s: strin
     await runChecked({ argv: ['git', 'clone', '-q', '--shared', '--no-checkout', top.stdout.trim(), workDir], timeoutMs: 1_800_000 }, `cloning ${user}`);
     await runChecked({ argv: ['git', '-C', workDir, 'config', 'gc.auto', '0'] }, 'configuring the clone');
   }
-  return { name: user, workDir };
+  // Named by its top directory: a subdirectory given as --tree resolves and fetches from there.
+  return { name: topDir, workDir };
 }
 
 /** Resolves REF in the user's tree (or the import) to a commit id, fetched into the checkout. */

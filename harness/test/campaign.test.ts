@@ -1,0 +1,84 @@
+// Loading mutants: a directory of real git format-patch files, each a deliberate refcount bug
+// whose commit message names the scenario expected to catch it.
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadMutants } from '../src/campaign.js';
+import { HarnessError } from '../src/errors.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'dax-campaign-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+const repo = join(dir, 'linux');
+const git = (...args: string[]): string => execFileSync('git', ['-C', repo, '-c', 'user.name=Dev', '-c', 'user.email=dev@example.org', ...args], { encoding: 'utf8' });
+execFileSync('git', ['init', '-q', '-b', 'main', repo]);
+mkdirSync(join(repo, 'mm'));
+writeFileSync(join(repo, 'mm', 'gup.c'), 'static void put_pin(void)\n{\n\tput_page(page);\n}\n');
+git('add', '-A');
+git('commit', '-q', '-m', 'base');
+writeFileSync(join(repo, 'mm', 'gup.c'), 'static void put_pin(void)\n{\n}\n');
+git('commit', '-q', '-am', 'mm/gup: leak the pin on unpin\n\nA deliberate refcount bug: a pinned DAX page is never released.\n\nCaught-by: pin-truncate-vmsplice\n');
+const leak = git('format-patch', '--stdout', '-1');
+writeFileSync(join(repo, 'mm', 'gup.c'), 'static void put_pin(void)\n{\n\tput_page(page);\n\tput_page(page);\n}\n');
+git('commit', '-q', '-am', 'mm/gup: drop the pin twice');
+const twice = git('format-patch', '--stdout', '-1');
+
+const mutants = join(dir, 'mutants');
+mkdirSync(mutants);
+// Written out of order: the result is sorted by file name.
+writeFileSync(join(mutants, 'put-twice.patch'), twice);
+writeFileSync(join(mutants, 'leak-pin.patch'), leak);
+writeFileSync(join(mutants, 'README.md'), 'not a mutant\n');
+
+t.test('loadMutants: every .patch file, sorted, parsed, with its expected killers', async (t) => {
+  const ms = loadMutants(mutants, []);
+  t.same(ms.map((m) => m.name), ['leak-pin', 'put-twice'], 'named after the file, .patch dropped, README ignored');
+  t.same(ms.map((m) => m.path), [join(mutants, 'leak-pin.patch'), join(mutants, 'put-twice.patch')]);
+  t.equal(ms[0]!.expectedKillers, 'pin-truncate-vmsplice', 'Caught-by: from the commit message');
+  t.equal(ms[1]!.expectedKillers, '', 'no Caught-by: line, no expected killer');
+  t.equal(ms[0]!.patches.length, 1);
+  t.equal(ms[0]!.patches[0]!.subject, 'mm/gup: leak the pin on unpin');
+  t.ok(ms[0]!.patches[0]!.hasDiff);
+  t.equal(ms[1]!.patches[0]!.subject, 'mm/gup: drop the pin twice');
+});
+
+t.test('loadMutants: only the named ones', async (t) => {
+  const ms = loadMutants(mutants, ['put-twice']);
+  t.same(ms.map((m) => m.name), ['put-twice']);
+  t.same(loadMutants(mutants, ['put-twice', 'leak-pin']).map((m) => m.name), ['leak-pin', 'put-twice'], 'in directory order');
+});
+
+t.test('loadMutants: bad input is a config error that says what exists', async (t) => {
+  const err = (f: () => unknown): HarnessError => {
+    try {
+      f();
+    } catch (e) {
+      return e as HarnessError;
+    }
+    throw new Error('did not throw');
+  };
+  const unknown = err(() => loadMutants(mutants, ['leak-pin', 'no-such', 'put_twice']));
+  t.type(unknown, HarnessError);
+  t.equal(unknown.kind, 'config');
+  t.equal(unknown.message, 'unknown mutant(s): no-such, put_twice');
+  t.match(unknown.hint, /leak-pin, put-twice/, 'the hint lists the mutants there are');
+
+  const empty = join(dir, 'empty');
+  mkdirSync(empty);
+  writeFileSync(join(empty, 'notes.txt'), 'x\n');
+  const e2 = err(() => loadMutants(empty, []));
+  t.equal(e2.kind, 'config');
+  t.match(e2.message, /empty holds no \.patch files/);
+  t.ok(e2.hint);
+
+  const e3 = err(() => loadMutants(join(dir, 'missing'), []));
+  t.equal(e3.kind, 'config');
+  t.match(e3.message, /--mutants .*missing: no such directory/);
+  t.match(e3.hint, /kernel-tests\/mutants/);
+
+  writeFileSync(join(empty, 'broken.patch'), 'just text\n');
+  const e4 = err(() => loadMutants(empty, []));
+  t.equal(e4.kind, 'config');
+  t.match(e4.message, /broken\.patch: not an mbox or format-patch file/, 'a file that is not a patch is named');
+});
