@@ -172,6 +172,16 @@ export async function runKbuild(i: KbuildInput, log: (s: string) => void): Promi
     throw new HarnessError('build', `${what} (full log: ${kept})`, { hint, detail });
   };
 
+  const verifyConfig = (): void => {
+    try {
+      checkKconfig(i.fragmentText, readFileSync(join(paths.objDir, '.config'), 'utf8'), i.fragmentPath);
+    } catch (err) {
+      // The config stamp goes too: the next run configures afresh, e.g. after a fragment fix.
+      rmSync(join(paths.objDir, '.dax-harness-config'), { force: true });
+      rmSync(tmpOut, { recursive: true, force: true });
+      throw err;
+    }
+  };
   // Config: redone when the config key changes; a series that touches Kconfig is handled
   // by make itself (syncconfig), and the result is verified after the build in every case.
   const stamp = join(paths.objDir, '.dax-harness-config');
@@ -184,7 +194,7 @@ export async function runKbuild(i: KbuildInput, log: (s: string) => void): Promi
     }
     writeFileSync(stamp, paths.configKey);
   }
-  checkKconfig(i.fragmentText, readFileSync(join(paths.objDir, '.config'), 'utf8'), i.fragmentPath);
+  verifyConfig();
 
   // A percentage only for a build from scratch: the step count of the last such build.
   const stepsFile = join(i.cacheDir, 'obj', `steps-${paths.configKey}`);
@@ -196,7 +206,7 @@ export async function runKbuild(i: KbuildInput, log: (s: string) => void): Promi
     const text = readFileSync(tmpLog, 'utf8');
     fail(made.timedOut ? 'the kernel build timed out' : 'the kernel build failed', 'the first error is below; a series that does not build is not tested', findBuildError(text));
   }
-  checkKconfig(i.fragmentText, readFileSync(join(paths.objDir, '.config'), 'utf8'), i.fragmentPath);
+  verifyConfig();
   const rel = await runCommand({ argv: ['make', '-s', '-C', i.tree.workDir, `O=${paths.objDir}`, 'LOCALVERSION=', 'kernelrelease'], timeoutMs: 120_000 });
   const release = rel.stdout.trim().split('\n').pop() ?? '';
   if (rel.exitCode !== 0 || !release) fail('cannot read the kernel release of the build', 'run `make kernelrelease` in the build directory to see why', rel.stderr);

@@ -79,7 +79,13 @@ export async function fetchDebianSource(cacheDir: string, log: (s: string) => vo
   mkdirSync(tmp, { recursive: true });
   // apt-get download drops privileges to _apt, which must be able to write the target dir.
   chmodSync(tmp, 0o777);
-  const dl = await runCommand({ argv: ['apt-get', 'download', DEBIAN_SOURCE_PACKAGE], cwd: tmp, timeoutMs: 1_200_000 });
+  const download = (): Promise<ProcessResult> => runCommand({ argv: ['apt-get', 'download', DEBIAN_SOURCE_PACKAGE], cwd: tmp, timeoutMs: 1_200_000 });
+  let dl = await download();
+  // A fresh machine may have no package lists yet: fetch them once (root only) and try again.
+  if (dl.exitCode !== 0 && process.getuid?.() === 0) {
+    await runCommand({ argv: ['apt-get', 'update', '-q'], env: { DEBIAN_FRONTEND: 'noninteractive' }, timeoutMs: 600_000 });
+    dl = await download();
+  }
   const deb = readdirSync(tmp).find((f) => f.endsWith('.deb'));
   if (dl.exitCode !== 0 || !deb) {
     rmSync(tmp, { recursive: true, force: true });
