@@ -1112,3 +1112,34 @@ bool wait_flag(atomic_int *flag, uint64_t deadline_ms)
 	}
 	return true;
 }
+
+struct pin_counters read_pin_counters(void)
+{
+	struct pin_counters pc = { -1, -1 };
+	char name[64];
+	long long val;
+	FILE *fp;
+	int fd;
+
+	fd = open("/proc/sys/vm/stat_refresh", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		fail_errno("refresh vmstat counters", "open");
+	if (write(fd, "1\n", 2) != 2)
+		fail_errno("refresh vmstat counters", "write");
+	if (close(fd) < 0)
+		fail_errno("refresh vmstat counters", "close");
+
+	fp = fopen("/proc/vmstat", "re");
+	if (!fp)
+		fail_errno("read /proc/vmstat", "fopen");
+	while (fscanf(fp, "%63s %lld", name, &val) == 2) {
+		if (strcmp(name, "nr_foll_pin_acquired") == 0)
+			pc.acquired = val;
+		else if (strcmp(name, "nr_foll_pin_released") == 0)
+			pc.released = val;
+	}
+	fclose(fp);
+	if (pc.acquired < 0 || pc.released < 0)
+		fail("nr_foll_pin_acquired/released missing from /proc/vmstat");
+	return pc;
+}

@@ -214,6 +214,18 @@ void odirect_wait_pinned(struct odirect_read *rd, uint64_t pfn, int before);
 /* Fails if the read failed or took under @min_ms (the device is not slow). */
 void odirect_check(const struct odirect_read *rd, unsigned int min_ms);
 
+/* The FOLL_PIN counters of /proc/vmstat (pages pinned and unpinned, ever). */
+struct pin_counters {
+	long long acquired;	/* nr_foll_pin_acquired */
+	long long released;	/* nr_foll_pin_released */
+};
+/*
+ * Reads them after writing /proc/sys/vm/stat_refresh: they are node counters
+ * with per-CPU deltas, and a recent pin may not show otherwise. Fails the
+ * helper if they cannot be read.
+ */
+struct pin_counters read_pin_counters(void);
+
 uint64_t now_ms(void);
 /* CLOCK_MONOTONIC in microseconds. */
 uint64_t now_us(void);

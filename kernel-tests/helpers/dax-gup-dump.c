@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include "common.h"
+#include "gup_test.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,20 +16,6 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-/* mm/gup_test.h is not a uapi header: its ABI is restated here, as the kselftest does. */
-#define GUP_TEST_MAX_PAGES_TO_DUMP	8
-struct gup_test {
-	uint64_t get_delta_usec;
-	uint64_t put_delta_usec;
-	uint64_t addr;
-	uint64_t size;
-	uint32_t nr_pages_per_call;
-	uint32_t gup_flags;
-	uint32_t test_flags;
-	uint32_t which_pages[GUP_TEST_MAX_PAGES_TO_DUMP];
-};
-#define DUMP_USER_PAGES_TEST	_IOWR('g', 6, struct gup_test)
-#define GUP_TEST_PATH		"/sys/kernel/debug/gup_test"
 
 static const struct helper_cli gup_cli = {
 	.name = "dax-gup-dump",

@@ -13,6 +13,7 @@
  */
 #define _GNU_SOURCE
 #include "common.h"
+#include "gup_test.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,22 +26,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* mm/gup_test.h is not a uapi header: its ABI is restated here, as the kselftest does. */
-#define GUP_TEST_MAX_PAGES_TO_DUMP	8
-struct gup_test {
-	uint64_t get_delta_usec;
-	uint64_t put_delta_usec;
-	uint64_t addr;
-	uint64_t size;		/* in: bytes to take; out: bytes taken before the first failure */
-	uint32_t nr_pages_per_call;
-	uint32_t gup_flags;
-	uint32_t test_flags;
-	uint32_t which_pages[GUP_TEST_MAX_PAGES_TO_DUMP];
-};
-#define PIN_LONGTERM_BENCHMARK	_IOWR('g', 3, struct gup_test)
-#define GUP_BASIC_TEST		_IOWR('g', 4, struct gup_test)
-#define PIN_BASIC_TEST		_IOWR('g', 5, struct gup_test)
-#define GUP_TEST_PATH		"/sys/kernel/debug/gup_test"
 
 /* include/linux/mm.h; gup_test hands gup_flags to GUP as they are. */
 #define FOLL_WRITE		0x01
@@ -71,47 +56,6 @@ struct placement {
 	uint64_t first_pfn;
 	uint64_t mid_pfn;
 };
-
-struct pin_counters {
-	long long acquired;
-	long long released;
-};
-
-/*
- * nr_foll_pin_acquired/released are node counters with per-CPU deltas:
- * stat_refresh folds them in, or a recent pin may not show yet.
- */
-static struct pin_counters read_pin_counters(void)
-{
-	struct pin_counters pc = { -1, -1 };
-	char name[64];
-	long long val;
-	FILE *fp;
-	int fd;
-
-	report_step("read FOLL_PIN counters");
-	fd = open("/proc/sys/vm/stat_refresh", O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		fail_errno("open /proc/sys/vm/stat_refresh", "open");
-	if (write(fd, "1\n", 2) != 2)
-		fail_errno("refresh vmstat counters", "write");
-	if (close(fd) < 0)
-		fail_errno("refresh vmstat counters", "close");
-
-	fp = fopen("/proc/vmstat", "re");
-	if (!fp)
-		fail_errno("read /proc/vmstat", "fopen");
-	while (fscanf(fp, "%63s %lld", name, &val) == 2) {
-		if (strcmp(name, "nr_foll_pin_acquired") == 0)
-			pc.acquired = val;
-		else if (strcmp(name, "nr_foll_pin_released") == 0)
-			pc.released = val;
-	}
-	fclose(fp);
-	if (pc.acquired < 0 || pc.released < 0)
-		fail("nr_foll_pin_acquired/released missing from /proc/vmstat");
-	return pc;
-}
 
 /* Runs one gup_test command over [addr, addr + size); 0 or -1 with errno. */
 static int gup_ioctl(int fd, unsigned long cmd, const void *addr, uint64_t size,

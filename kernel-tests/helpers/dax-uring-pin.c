@@ -24,49 +24,10 @@ static const struct helper_cli uring_cli = {
 	.default_size = HELPER_PAGE_SIZE,
 };
 
-struct pin_counters {
-	long long acquired;
-	long long released;
-};
-
 /* io_uring missing from the kernel, or forbidden (sysctl, seccomp, LSM). */
 static bool uring_unavailable(int err)
 {
 	return err == ENOSYS || err == EPERM;
-}
-
-/*
- * Reads nr_foll_pin_acquired/released. They are per-CPU node counters, so
- * stat_refresh is written first or a recent pin may not show up yet.
- */
-static struct pin_counters read_pin_counters(void)
-{
-	struct pin_counters pc = { -1, -1 };
-	char name[64];
-	long long val;
-	FILE *f;
-	int fd;
-
-	fd = open("/proc/sys/vm/stat_refresh", O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		fail_errno("refresh vmstat counters", "open");
-	if (write(fd, "1\n", 2) < 0)
-		fail_errno("refresh vmstat counters", "write");
-	close(fd);
-
-	f = fopen("/proc/vmstat", "re");
-	if (!f)
-		fail_errno("read /proc/vmstat", "fopen");
-	while (fscanf(f, "%63s %lld", name, &val) == 2) {
-		if (strcmp(name, "nr_foll_pin_acquired") == 0)
-			pc.acquired = val;
-		else if (strcmp(name, "nr_foll_pin_released") == 0)
-			pc.released = val;
-	}
-	fclose(f);
-	if (pc.acquired < 0 || pc.released < 0)
-		fail("nr_foll_pin_acquired/released missing from /proc/vmstat");
-	return pc;
 }
 
 /*
