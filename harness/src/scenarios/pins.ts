@@ -179,10 +179,62 @@ function judgeUmount(r: HelperReport, m: RefcountModel): Check[] {
   return checks;
 }
 
+// ---------------------------------------------------------------------------------------------
+// namespace-disable-pinned
+
+/**
+ * Judges namespace-disable-pinned. The file is unmapped and closed and the filesystem unmounted
+ * while an O_DIRECT read pins one of its pages; then `ndctl disable-namespace` tears down the
+ * namespace's dev_pagemap (memunmap_pages(); a -M mem namespace's struct pages are freed with
+ * it). The disable must be refused, or return only once the read has completed: returning
+ * success while the page is pinned lets the read's completion put_page() a struct page that no
+ * longer exists (an oops, or a silent write into memory that was handed out again). Refused,
+ * it must go through once the pin is gone; then the namespace must enable and mount again with
+ * DAX files, and no struct page of it may be above idle. It guards the rule that no pin
+ * outlives its pgmap, which takes two halves: unmount waits for the pin (6.15's
+ * dax_break_layout_final(); the disable then finds the page idle), or the teardown does. On
+ * 6.1 neither does: unmount returns at once (see umount-pinned), and memunmap_pages() waits
+ * only for pgmap->ref, which GUP holds during the page-table walk, not for the pin's lifetime.
+ */
+function judgeNamespaceDisable(r: HelperReport, m: RefcountModel): Check[] {
+  const ret = num(r, 'disable_ret');
+  const afterIo = r.extra.disable_finished_after_io;
+  const refused = ret !== undefined && ret !== 0;
+  let actual = 'not observed';
+  if (refused) actual = `exit ${ret} (refused)`;
+  else if (ret === 0 && typeof afterIo === 'boolean') actual = afterIo ? 'exit 0 after the read completed' : 'exit 0 while the read was in flight';
+  else if (ret === 0) actual = 'exit 0, timing not observed';
+  const checks: Check[] = [
+    ...mappedChecks(r, m, 'before'),
+    pinnedCheck(r, m, 'pinned', 1, 'the in-flight O_DIRECT read'),
+    pinnedCheck(r, m, 'pinned_closed', 0, 'the O_DIRECT read after munmap and close'),
+    // Either answer is sound; tearing the pgmap down under the pin is not.
+    {
+      name: 'namespace disable refused, or returned only after the O_DIRECT read completed',
+      ok: refused || (ret === 0 && afterIo === true),
+      expected: 'non-zero exit, or exit 0 after the read completed',
+      actual,
+    },
+  ];
+  if (refused) checks.push(eq('namespace disable went through once the pin was gone (exit status)', 0, num(r, 'disable_retry_ret')));
+  checks.push(
+    eq('the O_DIRECT read succeeded (bytes read)', 4096, num(r, 'io_ret')),
+    eq('ndctl enable-namespace succeeded (exit status)', 0, num(r, 'enable_ret')),
+    idleCheck(r, m, 'reenabled'),
+    cmp('the scan of the re-enabled namespace saw struct pages', (a) => a > 0, '> 0', num(r, 'scan_valid')),
+    eq(`no page of the re-enabled namespace above idle (${m.name} model, idle ${m.idle})`, 0, num(r, `scan_above_${m.idle}`)),
+    eq('the filesystem mounts again on the re-enabled namespace (-o dax=always)', 0, num(r, 'remount_ret')),
+    flag('a new file on the remounted filesystem is DAX', true, r.extra.remounted_dax),
+  );
+  return checks;
+}
+
 /**
  * The tests of this group, in run order. pin-block-reuse fills and frees the whole filesystem;
  * followed by umount-pinned's remount, that left ext4 placing the next 2 MiB file off 2 MiB
  * alignment (pmd-split-punch then failed), so it runs after umount-pinned.
+ * namespace-disable-pinned, between them, replaces the guest: pin-block-reuse starts on fresh
+ * filesystems.
  */
 export const TESTS: TestDef[] = [
   {
@@ -244,6 +296,32 @@ export const TESTS: TestDef[] = [
       ]),
     timeoutMs: 60_000,
     judge: judgeUmount,
+  },
+  {
+    name: 'namespace-disable-pinned',
+    description:
+      'Unmounts the filesystem while an O_DIRECT read still holds a page of a closed file, then disables its fsdax namespace with ndctl: tearing down the dev_pagemap (memunmap_pages(), which frees the struct pages of a -M mem namespace) must wait for the pin or be refused, never return while the read can still put_page() the page; the namespace must then enable and mount again with DAX, and no page of it may be above idle (probe range scan). The guest is replaced afterwards.',
+    argv: (c) =>
+      waitForSlowDev([
+        `${BIN}/dax-ns-disable-pinned`,
+        '--file',
+        `${c.mountpoint}/namespace-disable-pinned`,
+        '--dev',
+        SLOW_DEV,
+        '--mountpoint',
+        c.mountpoint,
+        '--fstype',
+        c.fs,
+        '--timeout',
+        '75',
+      ]),
+    // Up to 20 s waiting for the slow device, then the helper's own 75 s bound (two ndctl runs,
+    // a mount and two namespace scans under TCG).
+    timeoutMs: 100_000,
+    // Its namespace was disabled and enabled and its filesystem unmounted and mounted again
+    // outside the harness's setup: later tests get a fresh guest.
+    restartAfter: true,
+    judge: judgeNamespaceDisable,
   },
   pinTest(
     'pin-block-reuse',

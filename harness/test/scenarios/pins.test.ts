@@ -273,8 +273,10 @@ function folioReport(name: Name): HelperReport {
 }
 
 t.test('the group', async (t) => {
-  // pin-truncate-vmsplice-unmapped shares judgePin with the tests below (no report of its own here).
-  t.same(TESTS.map((d) => d.name).filter((n) => n !== 'pin-truncate-vmsplice-unmapped'), [...NAMES], 'the tests, in run order');
+  // pin-truncate-vmsplice-unmapped shares judgePin with the tests below (no report of its own here);
+  // namespace-disable-pinned has no guest-captured report yet and is tested on its own below.
+  const own = ['pin-truncate-vmsplice-unmapped', 'namespace-disable-pinned'];
+  t.same(TESTS.map((d) => d.name).filter((n) => !own.includes(n)), [...NAMES], 'the tests, in run order');
   t.equal(TESTS.findIndex((d) => d.name === 'pin-truncate-vmsplice-unmapped'), TESTS.findIndex((d) => d.name === 'pin-truncate-vmsplice') + 1, 'the unmapped vmsplice variant follows the mapped one');
   t.same(SUITE.filter((d) => (NAMES as readonly string[]).includes(d.name)).map((d) => d.name), [...NAMES], 'all in the suite, in this order');
   for (const d of TESTS) {
@@ -420,4 +422,141 @@ t.test('umount-pinned: EBUSY and the namespace scan', async (t) => {
   // 6.1 idles at 1: every struct page of the namespace is above 0; the folio model reads that count.
   t.equal(r.extra.scan_above_0, r.extra.scan_valid);
   t.same(fails(withExtra(folioReport('umount-pinned'), { scan_above_0: 1 }), FOLIO), ['no page of the namespace above idle after unmount (folio model, idle 0)']);
+});
+
+// namespace-disable-pinned: no report of it was captured in a guest yet, so these reports are
+// written to dax-ns-disable-pinned.c's contract, one per model. On the legacy model umount
+// returned at once (6.1) and the disable waited for the read; on the folio model umount waited
+// (dax_break_layout_final) and the disable found the page idle.
+const NS = 'namespace-disable-pinned';
+
+function nsDef(): TestDef {
+  const d = TESTS.find((x) => x.name === NS);
+  if (!d) throw new Error(`no test ${NS}`);
+  return d;
+}
+
+function nsReport(model: 'legacy' | 'folio'): HelperReport {
+  const P = model === 'legacy' ? 1086079 : 0x109401;
+  const idle = model === 'legacy' ? 1 : 0;
+  // One mapping: refcount 1 on both models (idle 1 + 0, or idle 0 + 1); the read's pin is a
+  // plain reference on 6.1 and a FOLL_PIN (+1024) on the folio model.
+  const mapped = 1;
+  const pin = model === 'legacy' ? 1 : 1024;
+  const valid = 257536;
+  return {
+    helper: 'dax-ns-disable-pinned',
+    v: 1,
+    result: 'ok',
+    reason: '',
+    dax: true,
+    obs: [
+      ob('before', P, mapped, model === 'legacy' ? 0 : 1),
+      ob('pinned', P, mapped + pin, model === 'legacy' ? 0 : 1),
+      ob('pinned_closed', P, idle + pin, 0),
+      ob('unmounted', P, model === 'legacy' ? idle + pin : idle, 0),
+      ob('reenabled', P, idle, 0),
+    ],
+    extra: {
+      ns_found: true,
+      umount_ms: model === 'legacy' ? 11 : 1985,
+      umount_ret: 0,
+      io_in_flight_at_disable: model === 'legacy',
+      disable_ret: 0,
+      disable_ms: model === 'legacy' ? 1840 : 310,
+      io_ms: 2001,
+      io_ret: 4096,
+      disable_finished_after_io: true,
+      enable_ret: 0,
+      scan_valid: valid,
+      scan_above_1: 0,
+      scan_above_0: model === 'legacy' ? valid : 0,
+      remount_ret: 0,
+      remounted_dax: true,
+    },
+  };
+}
+
+function nsJudge(r: HelperReport, m: RefcountModel): Check[] {
+  return nsDef().judge(r, m, { fs: 'xfs', trace: [], dmesg: [] });
+}
+
+const DISABLE_CHECK = 'namespace disable refused, or returned only after the O_DIRECT read completed';
+
+t.test(`${NS}: the test`, async (t) => {
+  const names = TESTS.map((d) => d.name);
+  t.equal(names.indexOf(NS), names.indexOf('umount-pinned') + 1, 'runs right after umount-pinned');
+  t.ok(SUITE.some((d) => d.name === NS), 'in the suite');
+  const d = nsDef();
+  t.equal(d.restartAfter, true, 'the guest is replaced after it: its namespace and mount were cycled');
+  const argv = d.argv({ mountpoint: '/mnt/ext4', fs: 'ext4' });
+  t.same(argv.slice(0, 2), ['sh', '-c'], 'waits for the slow device');
+  t.same(argv.slice(argv.indexOf('/opt/dax/bin/dax-ns-disable-pinned')), [
+    '/opt/dax/bin/dax-ns-disable-pinned',
+    '--file',
+    '/mnt/ext4/namespace-disable-pinned',
+    '--dev',
+    '/dev/nullb0',
+    '--mountpoint',
+    '/mnt/ext4',
+    '--fstype',
+    'ext4',
+    '--timeout',
+    '75',
+  ]);
+});
+
+t.test(`${NS}: judge`, async (t) => {
+  const legacy = nsJudge(nsReport('legacy'), LEGACY);
+  t.same(failedNames(legacy), [], 'the disable waited for the read: passes (legacy model)');
+  t.ok(legacy.length >= 12, 'several checks');
+  t.equal(new Set(legacy.map((c) => c.name)).size, legacy.length, 'check names are unique');
+  t.same(legacy.filter((c) => c.ok && c.actual.includes('not observed')), [], 'no check passes on a missing value');
+  t.notOk(legacy.some((c) => c.name.startsWith('namespace disable went through')), 'no retry check when the disable was not refused');
+
+  const folio = nsJudge(nsReport('folio'), FOLIO);
+  t.same(failedNames(folio), [], 'umount waited, the disable found the page idle: passes (folio model)');
+  t.ok(folio.some((c) => c.name.includes('(folio model)')), 'check names say which model judged');
+  t.ok(failedNames(nsJudge(nsReport('folio'), LEGACY)).length > 0, 'the folio report fails under the legacy model');
+  t.ok(failedNames(nsJudge(nsReport('legacy'), FOLIO)).length > 0, 'the legacy report fails under the folio model');
+
+  const empty = nsJudge({ ...nsReport('legacy'), obs: [], extra: {} }, LEGACY);
+  t.same(failedNames(empty), empty.map((c) => c.name), 'no observations: every check fails');
+  t.ok(empty.every((c) => c.actual.includes('not observed')), 'and says "not observed"');
+});
+
+t.test(`${NS}: refused, returned while pinned, not idle, not mounted`, async (t) => {
+  const r = nsReport('legacy');
+  const fails = (x: HelperReport, m: RefcountModel = LEGACY): string[] => failedNames(nsJudge(x, m));
+
+  // Refusing while pinned is sound: then the disable after the read, and the enable, must work.
+  const refused = withExtra(r, { disable_ret: 1, disable_ms: 240, disable_finished_after_io: false, disable_retry_ret: 0 });
+  const refusedChecks = nsJudge(refused, LEGACY);
+  t.same(failedNames(refusedChecks), [], 'refused while pinned, disabled after, enabled again: passes');
+  t.match(refusedChecks.find((c) => c.name === DISABLE_CHECK)?.actual, /refused/);
+  t.ok(refusedChecks.some((c) => c.name === 'namespace disable went through once the pin was gone (exit status)'));
+  t.same(fails(withExtra(refused, { disable_retry_ret: 1 })), ['namespace disable went through once the pin was gone (exit status)'], 'still refused after the pin was gone');
+  t.same(fails(withExtra(refused, { disable_retry_ret: undefined })), ['namespace disable went through once the pin was gone (exit status)'], 'refused and never retried');
+
+  // The bug: the pgmap torn down while the read still held the page.
+  const early = withExtra(r, { disable_ms: 180, disable_finished_after_io: false });
+  t.same(fails(early), [DISABLE_CHECK], 'disable returned while the page was pinned');
+  t.equal(nsJudge(early, LEGACY).find((c) => c.name === DISABLE_CHECK)?.actual, 'exit 0 while the read was in flight');
+  t.same(fails(withExtra(r, { disable_finished_after_io: undefined })), [DISABLE_CHECK], 'success with no timing proves nothing');
+
+  t.same(fails(withExtra(r, { scan_above_1: 1 })), ['no page of the re-enabled namespace above idle (legacy model, idle 1)'], 'a page above idle after re-enable');
+  t.same(fails(withObs(r, 'reenabled', { refcount: 2 })), ['reenabled: refcount back to idle (legacy model)'], 'the pinned page above idle after re-enable');
+  t.same(fails(withExtra(nsReport('folio'), { scan_above_0: 3 }), FOLIO), ['no page of the re-enabled namespace above idle (folio model, idle 0)']);
+  t.same(fails(withExtra(r, { scan_valid: 0 })), ['the scan of the re-enabled namespace saw struct pages'], 'a scan of the wrong range proves nothing');
+
+  const { remounted_dax: _unused, ...noDax } = r.extra;
+  t.same(
+    fails({ ...r, extra: { ...noDax, remount_ret: -22 } }),
+    ['the filesystem mounts again on the re-enabled namespace (-o dax=always)', 'a new file on the remounted filesystem is DAX'],
+    'the remount failed (the helper then checks no file)',
+  );
+  t.same(fails(withExtra(r, { remounted_dax: false })), ['a new file on the remounted filesystem is DAX'], 'mounted, but not DAX');
+  t.same(fails(withExtra(r, { enable_ret: 1 })), ['ndctl enable-namespace succeeded (exit status)']);
+  t.same(fails(withExtra(r, { io_ret: -5 })), ['the O_DIRECT read succeeded (bytes read)']);
+  t.same(fails(withObs(r, 'pinned_closed', { refcount: 1 })), ['pinned_closed: refcount raised by the O_DIRECT read after munmap and close (legacy model)'], 'no pin left before umount: nothing was tested');
 });
