@@ -1143,3 +1143,41 @@ struct pin_counters read_pin_counters(void)
 		fail("nr_foll_pin_acquired/released missing from /proc/vmstat");
 	return pc;
 }
+
+static const char *set_target_dev(void *cfg, const char *arg)
+{
+	((struct mount_target *)cfg)->dev = arg;
+	return NULL;
+}
+
+static const char *set_target_mountpoint(void *cfg, const char *arg)
+{
+	if (arg[0] != '/')
+		return "--mountpoint must be an absolute path";
+	((struct mount_target *)cfg)->mountpoint = arg;
+	return NULL;
+}
+
+static const char *set_target_fstype(void *cfg, const char *arg)
+{
+	((struct mount_target *)cfg)->fstype = arg;
+	return NULL;
+}
+
+const struct helper_option mount_target_options[] = {
+	{ "dev", required_argument, true, "--dev BLOCKDEV", set_target_dev },
+	{ "mountpoint", required_argument, true, "--mountpoint DIR", set_target_mountpoint },
+	{ "fstype", required_argument, false, "[--fstype TYPE]", set_target_fstype },
+	{ 0 },
+};
+
+const char *mount_target_check(void *cfg, const struct helper_args *args)
+{
+	const struct mount_target *c = cfg;
+	size_t n = strlen(c->mountpoint);
+
+	/* The test file must live on the filesystem that is unmounted. */
+	if (strncmp(args->file, c->mountpoint, n) != 0 || args->file[n] != '/')
+		return "--file must be under --mountpoint";
+	return NULL;
+}

@@ -134,6 +134,21 @@ struct probe_state observe(const char *phase, uint64_t pfn);
  */
 long long probe_scan(uint64_t start, uint64_t nr, int idle, long long *valid);
 
+/*
+ * The options of a helper that unmounts its test filesystem: --dev (the slow
+ * device for the O_DIRECT pin), --mountpoint (absolute; --file must be under
+ * it) and --fstype (optional, checked against /proc/mounts by the helper).
+ * Use mount_target_options and mount_target_check in the helper_cli, with a
+ * struct mount_target as its cfg.
+ */
+struct mount_target {
+	const char *dev;
+	const char *mountpoint;
+	const char *fstype;
+};
+extern const struct helper_option mount_target_options[];
+const char *mount_target_check(void *cfg, const struct helper_args *args);
+
 /* A line of /proc/mounts. */
 struct mount_entry {
 	char dev[256];

@@ -30,13 +30,7 @@ int main(int argc, char **argv)
 	uint64_t pfn;
 	int fd;
 
-	report_step("open gup_test");
-	fd = open(GUP_TEST_PATH, O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			skip("the kernel has no CONFIG_GUP_TEST (" GUP_TEST_PATH " is missing)");
-		fail_errno("open " GUP_TEST_PATH, "open");
-	}
+	fd = gup_test_open();
 	f = dax_file_create(&args);
 	dax_file_map(&f, DAX_PLACE_PTE);
 	pfn = dax_file_fault_first(&f);

@@ -189,13 +189,7 @@ int main(int argc, char **argv)
 	size_t i;
 	int fd;
 
-	report_step("open gup_test");
-	fd = open(GUP_TEST_PATH, O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			skip("the kernel has no CONFIG_GUP_TEST (" GUP_TEST_PATH " is missing)");
-		fail_errno("open " GUP_TEST_PATH, "open");
-	}
+	fd = gup_test_open();
 	if ((size_t)snprintf(pte_path, sizeof(pte_path), "%s.pte", args.file) >=
 	    sizeof(pte_path))
 		fail("usage: --file is too long");

@@ -39,12 +39,6 @@
 #define BLOCKDEV_MAX_MS		10000
 #define POLL_MS			20
 
-struct ns_config {
-	const char *dev;
-	const char *mountpoint;
-	const char *fstype;
-};
-
 /* One run of `ndctl VERB NAMESPACE`, in a thread so that the wait is bounded. */
 struct ndctl_run {
 	const char *verb;
@@ -56,49 +50,11 @@ struct ndctl_run {
 	bool io_done_at_exit;
 };
 
-static const char *set_dev(void *cfg, const char *arg)
-{
-	((struct ns_config *)cfg)->dev = arg;
-	return NULL;
-}
-
-static const char *set_mountpoint(void *cfg, const char *arg)
-{
-	if (arg[0] != '/')
-		return "--mountpoint must be an absolute path";
-	((struct ns_config *)cfg)->mountpoint = arg;
-	return NULL;
-}
-
-static const char *set_fstype(void *cfg, const char *arg)
-{
-	((struct ns_config *)cfg)->fstype = arg;
-	return NULL;
-}
-
-static const char *check_ns(void *cfg, const struct helper_args *args)
-{
-	const struct ns_config *c = cfg;
-	size_t n = strlen(c->mountpoint);
-
-	/* The test file must live on the filesystem that is unmounted. */
-	if (strncmp(args->file, c->mountpoint, n) != 0 || args->file[n] != '/')
-		return "--file must be under --mountpoint";
-	return NULL;
-}
-
-static const struct helper_option ns_options[] = {
-	{ "dev", required_argument, true, "--dev BLOCKDEV", set_dev },
-	{ "mountpoint", required_argument, true, "--mountpoint DIR", set_mountpoint },
-	{ "fstype", required_argument, false, "[--fstype TYPE]", set_fstype },
-	{ 0 },
-};
-
 static const struct helper_cli ns_cli = {
 	.name = "dax-ns-disable-pinned",
 	.default_size = HELPER_PAGE_SIZE,
-	.options = ns_options,
-	.check = check_ns,
+	.options = mount_target_options,
+	.check = mount_target_check,
 };
 
 /*
@@ -363,7 +319,7 @@ static void remount(const struct mount_entry *me, const char *mountpoint,
 /* Sixteen extra fields when the disable is refused: all common.c keeps (MAX_EXTRA). */
 int main(int argc, char **argv)
 {
-	struct ns_config cfg = { 0 };
+	struct mount_target cfg = { 0 };
 	struct helper_args args = helper_start(argc, argv, &ns_cli, &cfg);
 	struct odirect_read io = { .devfd = -1 };
 	struct ndctl_run dis = { 0 }, retry = { 0 }, en = { 0 };

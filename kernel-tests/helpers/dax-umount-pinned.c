@@ -27,12 +27,6 @@
 /* How long umount may take once the pin is gone before it counts as stuck. */
 #define UMOUNT_GRACE_MS	5000
 
-struct umount_config {
-	const char *dev;
-	const char *mountpoint;
-	const char *fstype;
-};
-
 struct umount_job {
 	const char *mountpoint;
 	uint64_t pfn;
@@ -49,49 +43,11 @@ struct umount_job {
 static struct mount_entry g_unmounted;
 static const char *volatile g_unmounted_at;
 
-static const char *set_dev(void *cfg, const char *arg)
-{
-	((struct umount_config *)cfg)->dev = arg;
-	return NULL;
-}
-
-static const char *set_mountpoint(void *cfg, const char *arg)
-{
-	if (arg[0] != '/')
-		return "--mountpoint must be an absolute path";
-	((struct umount_config *)cfg)->mountpoint = arg;
-	return NULL;
-}
-
-static const char *set_fstype(void *cfg, const char *arg)
-{
-	((struct umount_config *)cfg)->fstype = arg;
-	return NULL;
-}
-
-static const char *check_umount(void *cfg, const struct helper_args *args)
-{
-	const struct umount_config *c = cfg;
-	size_t n = strlen(c->mountpoint);
-
-	/* The test file must live on the filesystem that is unmounted. */
-	if (strncmp(args->file, c->mountpoint, n) != 0 || args->file[n] != '/')
-		return "--file must be under --mountpoint";
-	return NULL;
-}
-
-static const struct helper_option umount_options[] = {
-	{ "dev", required_argument, true, "--dev BLOCKDEV", set_dev },
-	{ "mountpoint", required_argument, true, "--mountpoint DIR", set_mountpoint },
-	{ "fstype", required_argument, false, "[--fstype TYPE]", set_fstype },
-	{ 0 },
-};
-
 static const struct helper_cli umount_cli = {
 	.name = "dax-umount-pinned",
 	.default_size = HELPER_PAGE_SIZE,
-	.options = umount_options,
-	.check = check_umount,
+	.options = mount_target_options,
+	.check = mount_target_check,
 };
 
 static bool read_sysfs_u64(const char *path, uint64_t *out)
@@ -206,7 +162,7 @@ static void remount(const struct mount_entry *me, const char *mountpoint,
 
 int main(int argc, char **argv)
 {
-	struct umount_config cfg = { 0 };
+	struct mount_target cfg = { 0 };
 	struct helper_args args = helper_start(argc, argv, &umount_cli, &cfg);
 	struct odirect_read io = { .devfd = -1 };
 	struct umount_job um = { 0 };

@@ -5,6 +5,10 @@
  */
 #ifndef DAX_HELPERS_GUP_TEST_H
 #define DAX_HELPERS_GUP_TEST_H
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <sys/ioctl.h>
 
@@ -24,5 +28,20 @@ struct gup_test {
 #define PIN_BASIC_TEST		_IOWR('g', 5, struct gup_test)
 #define DUMP_USER_PAGES_TEST	_IOWR('g', 6, struct gup_test)
 #define GUP_TEST_PATH		"/sys/kernel/debug/gup_test"
+
+/* Opens gup_test; a kernel without CONFIG_GUP_TEST is a SKIP, any other error a FAIL. */
+static inline int gup_test_open(void)
+{
+	int fd;
+
+	report_step("open gup_test");
+	fd = open(GUP_TEST_PATH, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			skip("the kernel has no CONFIG_GUP_TEST (" GUP_TEST_PATH " is missing)");
+		fail_errno("open " GUP_TEST_PATH, "open");
+	}
+	return fd;
+}
 
 #endif

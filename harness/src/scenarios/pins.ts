@@ -229,6 +229,11 @@ function judgeNamespaceDisable(r: HelperReport, m: RefcountModel): Check[] {
   return checks;
 }
 
+/** The argv of a helper that pins a page with the slow device and unmounts the filesystem. */
+function unmountingHelper(helper: string, test: string, c: TestContext, timeoutS: number): string[] {
+  return waitForSlowDev([`${BIN}/${helper}`, '--file', `${c.mountpoint}/${test}`, '--dev', SLOW_DEV, '--mountpoint', c.mountpoint, '--fstype', c.fs, '--timeout', String(timeoutS)]);
+}
+
 /**
  * The tests of this group, in run order. pin-block-reuse fills and frees the whole filesystem;
  * followed by umount-pinned's remount, that left ext4 placing the next 2 MiB file off 2 MiB
@@ -280,20 +285,7 @@ export const TESTS: TestDef[] = [
     name: 'umount-pinned',
     description:
       'Unmounts the filesystem while an O_DIRECT read still holds a page of a file that is unmapped and closed: umount must wait for the pin or refuse with EBUSY, no page of the namespace may stay above idle (probe range scan), and the filesystem is mounted again for later tests. 6.15 added dax_break_layout_final() to ext4/xfs eviction for this.',
-    argv: (c) =>
-      waitForSlowDev([
-        `${BIN}/dax-umount-pinned`,
-        '--file',
-        `${c.mountpoint}/umount-pinned`,
-        '--dev',
-        SLOW_DEV,
-        '--mountpoint',
-        c.mountpoint,
-        '--fstype',
-        c.fs,
-        '--timeout',
-        '30',
-      ]),
+    argv: (c) => unmountingHelper('dax-umount-pinned', 'umount-pinned', c, 30),
     timeoutMs: 60_000,
     judge: judgeUmount,
   },
@@ -301,20 +293,7 @@ export const TESTS: TestDef[] = [
     name: 'namespace-disable-pinned',
     description:
       'Unmounts the filesystem while an O_DIRECT read still holds a page of a closed file, then disables its fsdax namespace with ndctl: tearing down the dev_pagemap (memunmap_pages(), which frees the struct pages of a -M mem namespace) must wait for the pin or be refused, never return while the read can still put_page() the page; the namespace must then enable and mount again with DAX, and no page of it may be above idle (probe range scan). The guest is replaced afterwards.',
-    argv: (c) =>
-      waitForSlowDev([
-        `${BIN}/dax-ns-disable-pinned`,
-        '--file',
-        `${c.mountpoint}/namespace-disable-pinned`,
-        '--dev',
-        SLOW_DEV,
-        '--mountpoint',
-        c.mountpoint,
-        '--fstype',
-        c.fs,
-        '--timeout',
-        '75',
-      ]),
+    argv: (c) => unmountingHelper('dax-ns-disable-pinned', 'namespace-disable-pinned', c, 75),
     // Up to 20 s waiting for the slow device, then the helper's own 75 s bound (two ndctl runs,
     // a mount and two namespace scans under TCG).
     timeoutMs: 100_000,
