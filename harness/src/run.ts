@@ -23,7 +23,7 @@ import type { SshTarget } from './ssh-target.js';
 import { parseHelperReport, type Check, type HelperReport, type TestDef } from './suite.js';
 import { TapWriter, type YamlValue } from './tap.js';
 import { parseDaxTrace, planTraceStart, planTraceStop } from './trace.js';
-import { loadKnownFailures, matchKnownFailure } from './known-failures.js';
+import { loadKnownFailures, matchKnownFailure, type FailureEvidence } from './known-failures.js';
 
 // xfail: a kernel failure the known-failure list explains; shown as TAP TODO, never as a pass.
 export type Outcome = 'pass' | 'fail' | 'skip' | 'timeout' | 'crash' | 'error' | 'xfail';
@@ -262,6 +262,18 @@ export interface RunSummary {
   testsMs: number;
 }
 
+/** Returns what a known-failure signature is matched against. */
+export function failureEvidence(rec: TestRecord): FailureEvidence {
+  return {
+    outcome: rec.outcome,
+    failedChecks: rec.checks.filter((c) => !c.ok).map((c) => c.name),
+    helperFailure: rec.report?.result === 'fail' ? rec.report.reason : null,
+    findingKinds: rec.findings.map((f) => f.kind),
+    taintBefore: rec.taintBefore,
+    taintAfter: rec.taintAfter,
+  };
+}
+
 /** Returns true if the guest still has a task in uninterruptible sleep (a wedged kernel path). */
 async function hasStuckTask(ssh: SshTarget): Promise<boolean> {
   const r = await ssh.exec({ argv: ['sh', '-c', "grep -l '^State:[[:space:]]*D' /proc/[0-9]*/status 2>/dev/null; true"], timeoutMs: 10_000 });
@@ -414,8 +426,13 @@ export async function runSuite(cfg: HarnessConfig, out: (line: string) => void, 
           }
         }
         if (isKernelFailure(rec.outcome)) {
-          const known = matchKnownFailure(knownFailures, t.name, fs, prepared.kernel.release, lastModel?.name ?? null);
-          if (known) rec = { ...rec, outcome: 'xfail', reason: `known failure: ${known.reason} (evidence: ${known.evidence}); this run: ${rec.reason}` };
+          const known = matchKnownFailure(knownFailures, t.name, fs, prepared.kernel.release, lastModel?.name ?? null, failureEvidence(rec));
+          if (known && known.mismatch === null) {
+            rec = { ...rec, outcome: 'xfail', reason: `known failure: ${known.entry.reason} (evidence: ${known.entry.evidence}); this run: ${rec.reason}` };
+          } else if (known) {
+            // A known bug in this test, but this run failed differently: a new failure, kept red.
+            rec = { ...rec, reason: `${rec.reason}; not the known failure (${known.mismatch})` };
+          }
         }
         log(`${fs}/${t.name}: ${rec.outcome}${rec.reason ? ` (${rec.reason})` : ''} in ${rec.durationMs} ms`);
         records.push(rec);
