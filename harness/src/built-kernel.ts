@@ -1,13 +1,61 @@
 // A kernel under test built from source: the tree checked out and the series applied once
 // (prepareSource), then any commit of it (the base, a prefix of the series, the head, a
 // mutant) built into a cached kernel with its probe module (buildCommit).
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { buildProbe, probePath } from './artifacts.js';
 import type { BuildSpec } from './config.js';
+import { HarnessError } from './errors.js';
 import { findBuiltKernel, planKbuildPaths, readToolchain, runKbuild, type KbuildInput } from './kbuild.js';
 import type { KernelSpec } from './kernel.js';
 import type { Patch } from './series.js';
 import { applySeriesAt, checkoutCommit, DEBIAN_TREE, prepareTree, resolveBase, treeIdOf, type AppliedSeries, type TreeCheckout } from './tree.js';
+
+/** Returns true if a process with this pid exists (signal 0 probes without sending). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Runs fn holding the checkout's lock: two runs on one tree would switch its commit under each
+ * other's build. The lock is a file with the holder's pid; a holder that died leaves it stale,
+ * and it is taken over. Another live run is waited for (it is building), up to waitMs.
+ */
+export async function withCheckoutLock<T>(workDir: string, log: (s: string) => void, fn: () => Promise<T>, waitMs = 4 * 3600_000): Promise<T> {
+  const lock = join(workDir, '.git', 'dax-harness.lock');
+  const deadline = Date.now() + waitMs;
+  let told = false;
+  for (;;) {
+    try {
+      writeFileSync(lock, `${process.pid}\n`, { flag: 'wx' });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const holder = Number.parseInt(readFileSync(lock, 'utf8'), 10);
+      if (!Number.isInteger(holder) || !alive(holder) || holder === process.pid) {
+        rmSync(lock, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) {
+        throw new HarnessError('build', `the tree checkout ${workDir} is still in use by process ${holder}`, { hint: 'wait for that run to finish, or pass another --cache DIR' });
+      }
+      if (!told) log(`waiting for process ${holder}, which is building in ${workDir}`);
+      told = true;
+      await sleep(2000);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(lock, { force: true });
+  }
+}
 
 export interface SourceSession {
   spec: BuildSpec;
@@ -18,11 +66,13 @@ export interface SourceSession {
 /** Gets the tree ready and applies the series (all files, in order) on the base. */
 export async function prepareSource(spec: BuildSpec, cacheDir: string, log: (s: string) => void, extra: Patch[] = []): Promise<SourceSession> {
   const tree = await prepareTree(spec.tree, cacheDir, log);
-  const base = await resolveBase(tree, spec.base ?? (spec.tree === DEBIAN_TREE ? DEBIAN_TREE : 'HEAD'));
-  const patches = [...spec.series.flatMap((s) => s.patches), ...extra];
-  if (patches.length > 0) log(`applying ${patches.filter((p) => p.hasDiff).length} patch(es) on ${base.slice(0, 12)}`);
-  const applied = await applySeriesAt(tree, base, patches);
-  return { spec, tree, applied };
+  return withCheckoutLock(tree.workDir, log, async () => {
+    const base = await resolveBase(tree, spec.base ?? (spec.tree === DEBIAN_TREE ? DEBIAN_TREE : 'HEAD'));
+    const patches = [...spec.series.flatMap((s) => s.patches), ...extra];
+    if (patches.length > 0) log(`applying ${patches.filter((p) => p.hasDiff).length} patch(es) on ${base.slice(0, 12)}`);
+    const applied = await applySeriesAt(tree, base, patches);
+    return { spec, tree, applied };
+  });
 }
 
 export interface BuiltCommit {
@@ -51,9 +101,11 @@ export async function buildCommit(s: SourceSession, commit: string, repoDir: str
   }
   // The probe is compiled against the object directory, which must hold this very commit:
   // without a cached probe the build is redone (incremental, ccache) before compiling it.
-  if (cached) rmSync(planKbuildPaths(input).outDir, { recursive: true, force: true });
-  await checkoutCommit(s.tree, commit);
-  const b = await runKbuild(input, log);
-  await buildProbe(repoDir, cacheDir, b.spec);
-  return { kernel: b.spec, reused: false, buildMs: b.buildMs };
+  return withCheckoutLock(s.tree.workDir, log, async () => {
+    if (cached) rmSync(planKbuildPaths(input).outDir, { recursive: true, force: true });
+    await checkoutCommit(s.tree, commit);
+    const b = await runKbuild(input, log);
+    await buildProbe(repoDir, cacheDir, b.spec);
+    return { kernel: b.spec, reused: false, buildMs: b.buildMs };
+  });
 }
