@@ -63,8 +63,13 @@ function redPoints(records: TestRecord[]): string[] {
 
 // Builds a commit and runs the suite on it; a build or boot failure is the run's error (kept,
 // reported), never a kernel test failure.
-async function buildAndRun(cfg: HarnessConfig, src: SourceSession, commit: string, label: string, out: Out, log: Log): Promise<KernelRun> {
+async function buildAndRun(cfg: HarnessConfig, src: SourceSession, commit: string, label: string, sink: Out, log: Log): Promise<KernelRun> {
   const started = performance.now();
+  let wrote = false;
+  const out: Out = (line) => {
+    wrote = true;
+    sink(line);
+  };
   try {
     const b = await buildCommit(src, commit, cfg.repoDir, cfg.cacheDir, log);
     const summary = await runSuite(cfg, out, log, b.kernel);
@@ -72,7 +77,9 @@ async function buildAndRun(cfg: HarnessConfig, src: SourceSession, commit: strin
   } catch (err) {
     const msg = formatError(err);
     log(`${label}: ${msg}`);
-    out(`# ${label}: ${msg.split('\n')[0]}`);
+    // A kernel that did not build has an empty subtest; a run that failed after its TAP was
+    // written (no guest came up) keeps its own document.
+    if (!wrote) out(`1..0 # SKIP ${(msg.split('\n')[0] ?? '').replace(/^dax-harness: /, '')}`);
     return { label, commit, release: '?', buildMs: 0, reused: false, summary: null, error: msg, wallMs: Math.round(performance.now() - started) };
   }
 }

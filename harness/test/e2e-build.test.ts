@@ -5,12 +5,13 @@
 // build (keyed by tree content and config) and rebuild mutants incrementally.
 import t from 'tap';
 import { execa } from 'execa';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Parser } from 'tap-parser';
 import { FAST_TESTS } from '../src/suite.js';
+import { formatAppendPatch } from '../src/bench.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cli = join(root, 'harness', 'dist', 'cli.js');
@@ -111,4 +112,19 @@ t.test('mutate: every mutant in kernel-tests/mutants is killed, the clean kernel
   const table = readFileSync(join(dir, 'mutants.txt'), 'utf8');
   t.match(table, /^mutant\s+red tests\s+verdict\s+build\s+boot\s+tests/m, 'the table is kept in results');
   t.notMatch(table, /survived|error/, 'no mutant survived or errored');
+});
+
+t.test('mutate: a mutant that does not build is an error (exit 2), never a kill', async (t) => {
+  const src = join(process.env.HOME ?? '/root', '.cache', 'dax-harness', 'src', 'debian-6.1');
+  const dax = await execa('git', ['-C', src, 'show', 'debian-6.1:fs/dax.c']);
+  const dir = mkdtempSync(join(tmpdir(), 'dax-mutants-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, '01-does-not-build.patch'), formatAppendPatch('fs/dax.c', dax.stdout, 'this is not C;', 'fs/dax: a mutant that does not compile'));
+  const r = await execa(process.execPath, [cli, 'mutate', '--mutants', dir, '--tests', 'mmap-fault-4k', '--fs', 'ext4', '--results', results, '-v'], { reject: false, timeout: 3_600_000 });
+  t.equal(r.exitCode, 2, 'exit 2: infrastructure (a build), not a kernel failure');
+  const tap = await parseTap(r.stdout);
+  t.equal(tap.parseErrors, 0, 'TAP still parses');
+  t.same(tap.top.map((p) => [p.ok, p.name]), [[true, tap.top[0]!.name], [false, 'mutant 01-does-not-build error']], 'the clean kernel, then the mutant as an error');
+  t.match(r.stdout, /# Subtest: mutant 01-does-not-build\n    1\.\.0 # SKIP build error: the kernel build failed/, 'its subtest says the build failed');
+  t.match(r.stderr, /fs\/dax\.c:\d+:\d+: error: /, 'the first compiler error is shown');
 });
