@@ -1181,3 +1181,86 @@ const char *mount_target_check(void *cfg, const struct helper_args *args)
 		return "--file must be under --mountpoint";
 	return NULL;
 }
+
+bool read_sysfs_line(const char *path, char *buf, size_t len)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, len - 1);
+	if (n == 0)
+		errno = ENODATA;
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return true;
+}
+
+bool read_sysfs_u64(const char *path, uint64_t *out)
+{
+	char buf[64];
+
+	if (!read_sysfs_line(path, buf, sizeof(buf)))
+		return false;
+	errno = 0;
+	*out = strtoull(buf, NULL, 0);
+	return errno == 0;
+}
+
+void pmem_pfn_range(const char *dev, uint64_t *start, uint64_t *nr)
+{
+	const char *name = strrchr(dev, '/');
+	uint64_t res, size;
+	char path[512];
+
+	name = name ? name + 1 : dev;
+	snprintf(path, sizeof(path), "/sys/block/%s/device/resource", name);
+	if (!read_sysfs_u64(path, &res))
+		fail("cannot read the PFN range of %s from %s", dev, path);
+	snprintf(path, sizeof(path), "/sys/block/%s/device/size", name);
+	if (!read_sysfs_u64(path, &size) || size == 0)
+		fail("cannot read the size of %s from %s", dev, path);
+	*start = res / HELPER_PAGE_SIZE;
+	*nr = size / HELPER_PAGE_SIZE;
+}
+
+uint64_t pin_closed_page(const struct mount_target *t, const struct helper_args *args,
+			 uint64_t start, uint64_t nr, struct odirect_read *io, pthread_t *tid)
+{
+	struct probe_state before;
+	struct dax_file f;
+	uint64_t pfn;
+	int err;
+
+	report_step("open block device");
+	io->devfd = open(t->dev, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	if (io->devfd < 0)
+		skip("open %s with O_DIRECT: open: %s", t->dev, strerror(errno));
+
+	f = dax_file_create(args);
+	dax_file_map(&f, DAX_PLACE_ANY);
+	pfn = dax_file_fault_first(&f);
+	before = observe("before", pfn);
+	if (pfn < start || pfn >= start + nr)
+		fail("the test page 0x%" PRIx64 " is outside %s's range 0x%" PRIx64 "+%" PRIu64,
+		     pfn, t->mountpoint, start, nr);
+
+	report_step("start the O_DIRECT read");
+	io->buf = f.addr;
+	io->len = HELPER_PAGE_SIZE;
+	err = pthread_create(tid, NULL, odirect_read_thread, io);
+	if (err)
+		fail_errnum("start the I/O thread", "pthread_create", err);
+	odirect_wait_pinned(io, pfn, before.refcount);
+
+	/* Nothing but the pin may keep the page: no mapping, no open file. */
+	dax_file_unmap(&f);
+	dax_file_close(&f);
+	observe("pinned_closed", pfn);
+	return pfn;
+}

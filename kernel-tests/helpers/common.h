@@ -10,6 +10,7 @@
 #define DAX_HELPERS_COMMON_H
 
 #include <getopt.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -149,6 +150,17 @@ struct mount_target {
 extern const struct helper_option mount_target_options[];
 const char *mount_target_check(void *cfg, const struct helper_args *args);
 
+/* Reads the first line of a sysfs file (newline dropped); false with errno on error. */
+bool read_sysfs_line(const char *path, char *buf, size_t len);
+/* Reads a sysfs number (decimal or 0x hex); false on error. */
+bool read_sysfs_u64(const char *path, uint64_t *out);
+/*
+ * The PFNs of a pmem block device's data area (/dev/pmemN): its
+ * /sys/block/pmemN/device (the fsdax pfn device, or the raw namespace)
+ * resource and size. Fails the helper if they cannot be read.
+ */
+void pmem_pfn_range(const char *dev, uint64_t *start, uint64_t *nr);
+
 /* A line of /proc/mounts. */
 struct mount_entry {
 	char dev[256];
@@ -226,6 +238,17 @@ void *odirect_read_thread(void *arg);
  * within 1.5 s.
  */
 void odirect_wait_pinned(struct odirect_read *rd, uint64_t pfn, int before);
+/*
+ * The start of every "pin, then take the filesystem away" scenario: opens
+ * t->dev for O_DIRECT (a SKIP if it cannot), creates, maps and faults the
+ * test file (phase "before"; its page must lie in [start, start + nr)),
+ * starts the slow read into the page on *tid (phase "pinned"), then unmaps
+ * and closes the file so that only the pin holds the page (phase
+ * "pinned_closed"). Returns the page's PFN.
+ */
+uint64_t pin_closed_page(const struct mount_target *t, const struct helper_args *args,
+			 uint64_t start, uint64_t nr, struct odirect_read *io, pthread_t *tid);
+
 /* Fails if the read failed or took under @min_ms (the device is not slow). */
 void odirect_check(const struct odirect_read *rd, unsigned int min_ms);
 

@@ -84,56 +84,6 @@ static const char *dev_name(const char *dev)
 	return name ? name + 1 : dev;
 }
 
-static bool read_sysfs_line(const char *path, char *buf, size_t len)
-{
-	ssize_t n;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	n = read(fd, buf, len - 1);
-	if (n == 0)
-		errno = ENODATA;
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
-	return true;
-}
-
-static bool read_sysfs_u64(const char *path, uint64_t *out)
-{
-	char buf[64];
-
-	if (!read_sysfs_line(path, buf, sizeof(buf)))
-		return false;
-	errno = 0;
-	*out = strtoull(buf, NULL, 0);
-	return errno == 0;
-}
-
-/*
- * The PFNs of the pmem device's data area, as dax-umount-pinned scans them:
- * /sys/block/pmemN/device is the fsdax pfn device (or the raw namespace),
- * whose resource and size cover the pages a filesystem on it can map.
- */
-static void namespace_range(const char *dev, uint64_t *start, uint64_t *nr)
-{
-	uint64_t res, size;
-	char path[512];
-
-	snprintf(path, sizeof(path), "/sys/block/%s/device/resource", dev_name(dev));
-	if (!read_sysfs_u64(path, &res))
-		fail("cannot read the PFN range of %s from %s", dev, path);
-	snprintf(path, sizeof(path), "/sys/block/%s/device/size", dev_name(dev));
-	if (!read_sysfs_u64(path, &size) || size == 0)
-		fail("cannot read the size of %s from %s", dev, path);
-	*start = res / HELPER_PAGE_SIZE;
-	*nr = size / HELPER_PAGE_SIZE;
-}
-
 /* "namespace<region>.<index>", as ndctl names namespaces. */
 static bool is_namespace_name(const char *s)
 {
@@ -324,11 +274,9 @@ int main(int argc, char **argv)
 	struct odirect_read io = { .devfd = -1 };
 	struct ndctl_run dis = { 0 }, retry = { 0 }, en = { 0 };
 	struct mount_entry me;
-	struct probe_state before;
 	uint64_t start, nr, start2, nr2, pfn, t0;
 	long long valid, above;
 	pthread_t io_tid;
-	struct dax_file f;
 	char ns[64];
 	int err, ret;
 
@@ -351,35 +299,11 @@ int main(int argc, char **argv)
 		     me.dev, cfg.mountpoint);
 	/* extra holds numbers and booleans only: the name goes to stderr. */
 	report_extra_bool("ns_found", true);
-	namespace_range(me.dev, &start, &nr);
+	pmem_pfn_range(me.dev, &start, &nr);
 	fprintf(stderr, "dax-ns-disable-pinned: %s (%s) on %s, %s: pfn 0x%" PRIx64 " + %" PRIu64 "\n",
 		cfg.mountpoint, me.fstype, me.dev, ns, start, nr);
 
-	report_step("open block device");
-	io.devfd = open(cfg.dev, O_RDONLY | O_DIRECT | O_CLOEXEC);
-	if (io.devfd < 0)
-		skip("open %s with O_DIRECT: open: %s", cfg.dev, strerror(errno));
-
-	f = dax_file_create(&args);
-	dax_file_map(&f, DAX_PLACE_ANY);
-	pfn = dax_file_fault_first(&f);
-	before = observe("before", pfn);
-	if (pfn < start || pfn >= start + nr)
-		fail("the test page 0x%" PRIx64 " is outside %s's range 0x%" PRIx64 "+%" PRIu64,
-		     pfn, me.dev, start, nr);
-
-	report_step("start the O_DIRECT read");
-	io.buf = f.addr;
-	io.len = HELPER_PAGE_SIZE;
-	err = pthread_create(&io_tid, NULL, odirect_read_thread, &io);
-	if (err)
-		fail_errnum("start the I/O thread", "pthread_create", err);
-	odirect_wait_pinned(&io, pfn, before.refcount);
-
-	/* Nothing but the pin may keep the page: no mapping, no open file. */
-	dax_file_unmap(&f);
-	dax_file_close(&f);
-	observe("pinned_closed", pfn);
+	pfn = pin_closed_page(&cfg, &args, start, nr, &io, &io_tid);
 
 	/*
 	 * From here to the remount a failure leaves the filesystem unmounted or
@@ -442,7 +366,7 @@ int main(int argc, char **argv)
 
 	/* The re-enabled namespace has a new pgmap: nothing may be above idle in it. */
 	report_step("scan the re-enabled namespace's pages");
-	namespace_range(me.dev, &start2, &nr2);
+	pmem_pfn_range(me.dev, &start2, &nr2);
 	if (start2 != start || nr2 != nr)
 		fprintf(stderr, "dax-ns-disable-pinned: %s's range moved: pfn 0x%" PRIx64 " + %" PRIu64 "\n",
 			me.dev, start2, nr2);

@@ -50,47 +50,6 @@ static const struct helper_cli umount_cli = {
 	.check = mount_target_check,
 };
 
-static bool read_sysfs_u64(const char *path, uint64_t *out)
-{
-	char buf[64];
-	ssize_t n;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	errno = 0;
-	*out = strtoull(buf, NULL, 0);
-	return errno == 0;
-}
-
-/*
- * The PFNs of the pmem device's data area: /sys/block/pmemN/device is the
- * fsdax pfn device (or the raw namespace), whose resource and size cover the
- * pages a filesystem on it can map.
- */
-static void namespace_range(const char *dev, uint64_t *start, uint64_t *nr)
-{
-	const char *name = strrchr(dev, '/');
-	uint64_t res, size;
-	char path[512];
-
-	name = name ? name + 1 : dev;
-	snprintf(path, sizeof(path), "/sys/block/%s/device/resource", name);
-	if (!read_sysfs_u64(path, &res))
-		fail("cannot read the PFN range of %s from %s", dev, path);
-	snprintf(path, sizeof(path), "/sys/block/%s/device/size", name);
-	if (!read_sysfs_u64(path, &size) || size == 0)
-		fail("cannot read the size of %s from %s", dev, path);
-	*start = res / HELPER_PAGE_SIZE;
-	*nr = size / HELPER_PAGE_SIZE;
-}
-
 static void *umount_thread(void *arg)
 {
 	struct umount_job *job = arg;
@@ -167,11 +126,9 @@ int main(int argc, char **argv)
 	struct odirect_read io = { .devfd = -1 };
 	struct umount_job um = { 0 };
 	struct mount_entry me;
-	struct probe_state before;
 	uint64_t start, nr, pfn;
 	long long valid, above;
 	pthread_t io_tid, um_tid;
-	struct dax_file f;
 	int err;
 
 	report_step("find the filesystem");
@@ -179,35 +136,11 @@ int main(int argc, char **argv)
 		fail("%s is not mounted", cfg.mountpoint);
 	if (cfg.fstype && strcmp(cfg.fstype, me.fstype) != 0)
 		fail("%s is %s, not %s", cfg.mountpoint, me.fstype, cfg.fstype);
-	namespace_range(me.dev, &start, &nr);
+	pmem_pfn_range(me.dev, &start, &nr);
 	fprintf(stderr, "dax-umount-pinned: %s (%s) on %s: pfn 0x%" PRIx64 " + %" PRIu64 "\n",
 		cfg.mountpoint, me.fstype, me.dev, start, nr);
 
-	report_step("open block device");
-	io.devfd = open(cfg.dev, O_RDONLY | O_DIRECT | O_CLOEXEC);
-	if (io.devfd < 0)
-		skip("open %s with O_DIRECT: open: %s", cfg.dev, strerror(errno));
-
-	f = dax_file_create(&args);
-	dax_file_map(&f, DAX_PLACE_ANY);
-	pfn = dax_file_fault_first(&f);
-	before = observe("before", pfn);
-	if (pfn < start || pfn >= start + nr)
-		fail("the test page 0x%" PRIx64 " is outside %s's range 0x%" PRIx64 "+%" PRIu64,
-		     pfn, me.dev, start, nr);
-
-	report_step("start the O_DIRECT read");
-	io.buf = f.addr;
-	io.len = HELPER_PAGE_SIZE;
-	err = pthread_create(&io_tid, NULL, odirect_read_thread, &io);
-	if (err)
-		fail_errnum("start the I/O thread", "pthread_create", err);
-	odirect_wait_pinned(&io, pfn, before.refcount);
-
-	/* Nothing but the pin may keep the page: no mapping, no open file. */
-	dax_file_unmap(&f);
-	dax_file_close(&f);
-	observe("pinned_closed", pfn);
+	pfn = pin_closed_page(&cfg, &args, start, nr, &io, &io_tid);
 
 	g_unmounted = me;
 	if (atexit(remount_at_exit) != 0)
