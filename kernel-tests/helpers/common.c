@@ -1264,3 +1264,13 @@ uint64_t pin_closed_page(const struct mount_target *t, const struct helper_args 
 	observe("pinned_closed", pfn);
 	return pfn;
 }
+
+void report_idle_scan(uint64_t start, uint64_t nr)
+{
+	long long valid, above;
+
+	above = probe_scan(start, nr, 1, &valid);
+	report_extra_int("scan_valid", valid);
+	report_extra_int("scan_above_1", above);
+	report_extra_int("scan_above_0", probe_scan(start, nr, 0, &valid));
+}

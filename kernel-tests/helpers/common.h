@@ -161,6 +161,13 @@ bool read_sysfs_u64(const char *path, uint64_t *out);
  */
 void pmem_pfn_range(const char *dev, uint64_t *start, uint64_t *nr);
 
+/*
+ * Scans [start, start + nr) with the probe and reports scan_valid (PFNs with
+ * a struct page), scan_above_1 and scan_above_0 (PFNs above each model's
+ * idle refcount), for a judge to read the one of its model.
+ */
+void report_idle_scan(uint64_t start, uint64_t nr);
+
 /* A line of /proc/mounts. */
 struct mount_entry {
 	char dev[256];

@@ -275,7 +275,6 @@ int main(int argc, char **argv)
 	struct ndctl_run dis = { 0 }, retry = { 0 }, en = { 0 };
 	struct mount_entry me;
 	uint64_t start, nr, start2, nr2, pfn, t0;
-	long long valid, above;
 	pthread_t io_tid;
 	char ns[64];
 	int err, ret;
@@ -374,10 +373,7 @@ int main(int argc, char **argv)
 		fail("the test page 0x%" PRIx64 " is outside the re-enabled %s's range 0x%" PRIx64 "+%" PRIu64,
 		     pfn, me.dev, start2, nr2);
 	observe("reenabled", pfn);
-	above = probe_scan(start2, nr2, 1, &valid);
-	report_extra_int("scan_valid", valid);
-	report_extra_int("scan_above_1", above);
-	report_extra_int("scan_above_0", probe_scan(start2, nr2, 0, &valid));
+	report_idle_scan(start2, nr2);
 
 	remount(&me, cfg.mountpoint, args.file);
 	close(io.devfd);

@@ -127,7 +127,6 @@ int main(int argc, char **argv)
 	struct umount_job um = { 0 };
 	struct mount_entry me;
 	uint64_t start, nr, pfn;
-	long long valid, above;
 	pthread_t io_tid, um_tid;
 	int err;
 
@@ -193,10 +192,7 @@ int main(int argc, char **argv)
 	/* Unmounted: nothing may hold any page of the namespace now. */
 	report_step("scan the namespace's pages");
 	observe("unmounted", pfn);
-	above = probe_scan(start, nr, 1, &valid);
-	report_extra_int("scan_valid", valid);
-	report_extra_int("scan_above_1", above);
-	report_extra_int("scan_above_0", probe_scan(start, nr, 0, &valid));
+	report_idle_scan(start, nr);
 
 	remount(&me, cfg.mountpoint, args.file);
 	close(io.devfd);
