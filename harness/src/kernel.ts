@@ -53,6 +53,28 @@ export async function resolveDistroRelease(release: string | undefined, mayUpdat
   return releaseOfImagePackage(pkg);
 }
 
+/** Downloads one Debian package into a fresh directory tmp with apt-get download; returns the
+ *  .deb's file name. On failure tmp is removed and a config error (with the hint) is thrown. */
+export async function downloadDeb(pkg: string, tmp: string, opts: { hint: string; timeoutMs: number; updateOnFailure: boolean }): Promise<string> {
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  // apt-get download drops privileges to _apt, which must be able to write the target dir.
+  chmodSync(tmp, 0o777);
+  const download = (): Promise<ProcessResult> => runCommand({ argv: ['apt-get', 'download', pkg], cwd: tmp, timeoutMs: opts.timeoutMs });
+  let dl = await download();
+  // A fresh machine may have no package lists yet: fetch them once (root only) and try again.
+  if (dl.exitCode !== 0 && opts.updateOnFailure && process.getuid?.() === 0) {
+    await runCommand({ argv: ['apt-get', 'update', '-q'], env: { DEBIAN_FRONTEND: 'noninteractive' }, timeoutMs: 600_000 });
+    dl = await download();
+  }
+  const deb = readdirSync(tmp).find((f) => f.endsWith('.deb'));
+  if (dl.exitCode !== 0 || !deb) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw new HarnessError('config', `cannot download the Debian package ${pkg}`, { hint: opts.hint, detail: (dl.stderr || dl.stdout).trim().slice(-2000) });
+  }
+  return deb;
+}
+
 /** Fetches Debian's kernel image package into the cache and unpacks it; reuses a complete copy. */
 export async function fetchDistroKernel(cacheDir: string, release: string, log: (s: string) => void): Promise<KernelSpec> {
   const dir = join(cacheDir, 'kernels', `debian-${release}`);
@@ -68,19 +90,11 @@ export async function fetchDistroKernel(cacheDir: string, release: string, log: 
 
   log(`fetching Debian kernel linux-image-${release} into ${dir}`);
   const tmp = `${dir}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  // apt-get download drops privileges to _apt, which must be able to write the target dir.
-  chmodSync(tmp, 0o777);
-  const dl = await runCommand({ argv: ['apt-get', 'download', `linux-image-${release}`], cwd: tmp, timeoutMs: 600_000 });
-  const deb = readdirSync(tmp).find((f) => f.endsWith('.deb'));
-  if (dl.exitCode !== 0 || !deb) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw new HarnessError('config', `cannot download Debian package linux-image-${release}`, {
-      hint: 'check that apt can reach the Debian mirror (`apt-get update`), or that the release exists (`apt-cache policy linux-image-amd64`)',
-      detail: (dl.stderr || dl.stdout).trim().slice(-2000),
-    });
-  }
+  const deb = await downloadDeb(`linux-image-${release}`, tmp, {
+    hint: 'check that apt can reach the Debian mirror (`apt-get update`), or that the release exists (`apt-cache policy linux-image-amd64`)',
+    timeoutMs: 600_000,
+    updateOnFailure: false,
+  });
   const root = join(tmp, 'root');
   await runChecked({ argv: ['dpkg-deb', '-x', join(tmp, deb), root], timeoutMs: 300_000 }, 'unpacking the kernel package');
   // dpkg-deb leaves a 0700 root; the guest image builder only reads, but keep it readable.

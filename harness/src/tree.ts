@@ -4,11 +4,12 @@
 // Series are applied in the harness's own checkout, where a switch between commits rewrites
 // only the files that differ, so make rebuilds only what changed.
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { HarnessError } from './errors.js';
 import { runChecked, runCommand, type CommandPlan, type ProcessResult } from './proc.js';
 import { describePatch, type Patch } from './series.js';
+import { downloadDeb } from './kernel.js';
 
 /** The embedded default tree: Debian's kernel source package. */
 export const DEBIAN_TREE = 'debian-6.1';
@@ -75,25 +76,11 @@ export async function fetchDebianSource(cacheDir: string, log: (s: string) => vo
   if (existsSync(join(dir, '.git', 'dax-harness-complete'))) return dir;
   log(`fetching ${DEBIAN_SOURCE_PACKAGE} and importing it into ${dir} (once; a few minutes)`);
   const tmp = `${dir}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  // apt-get download drops privileges to _apt, which must be able to write the target dir.
-  chmodSync(tmp, 0o777);
-  const download = (): Promise<ProcessResult> => runCommand({ argv: ['apt-get', 'download', DEBIAN_SOURCE_PACKAGE], cwd: tmp, timeoutMs: 1_200_000 });
-  let dl = await download();
-  // A fresh machine may have no package lists yet: fetch them once (root only) and try again.
-  if (dl.exitCode !== 0 && process.getuid?.() === 0) {
-    await runCommand({ argv: ['apt-get', 'update', '-q'], env: { DEBIAN_FRONTEND: 'noninteractive' }, timeoutMs: 600_000 });
-    dl = await download();
-  }
-  const deb = readdirSync(tmp).find((f) => f.endsWith('.deb'));
-  if (dl.exitCode !== 0 || !deb) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw new HarnessError('config', `cannot download the Debian package ${DEBIAN_SOURCE_PACKAGE}`, {
-      hint: 'check that apt can reach the Debian mirror (`apt-get update`), or pass --tree DIR with a kernel git tree',
-      detail: (dl.stderr || dl.stdout).trim().slice(-2000),
-    });
-  }
+  const deb = await downloadDeb(DEBIAN_SOURCE_PACKAGE, tmp, {
+    hint: 'check that apt can reach the Debian mirror (`apt-get update`), or pass --tree DIR with a kernel git tree',
+    timeoutMs: 1_200_000,
+    updateOnFailure: true,
+  });
   const version = /_([^_]+)_all\.deb$/.exec(deb)?.[1] ?? 'unknown';
   const pkgRoot = join(tmp, 'pkg');
   await runChecked({ argv: ['dpkg-deb', '-x', join(tmp, deb), pkgRoot], timeoutMs: 600_000 }, `unpacking ${deb}`);
