@@ -18,10 +18,20 @@ say() { echo "dax-harness-init: $*"; }
 say "start $(cut -d' ' -f1 /proc/uptime)"
 # Requests for modules not preloaded go through busybox modprobe and modules.dep.
 echo /sbin/modprobe > /proc/sys/kernel/modprobe
+# modprobe would give a module its "<module>.<param>=<value>" words from the kernel command line;
+# insmod does not, so they are added here (a run's --append reaches modular drivers too).
+cmdline=$(cat /proc/cmdline)
+cmdline_params() {
+  for w in $cmdline; do
+    case "$w" in "$1".*=*) printf ' %s' "${w#"$1".}" ;; esac
+  done
+}
 while read -r path params; do
   [ -n "$path" ] || continue
+  name=${path##*/}
+  name=$(echo "${name%%.ko*}" | tr - _)
   # shellcheck disable=SC2086
-  insmod "$path" $params || say "insmod $path failed"
+  insmod "$path" $params $(cmdline_params "$name") || say "insmod $path failed"
   say "loaded ${path##*/} $(cut -d' ' -f1 /proc/uptime)"
 done < /etc/dax-harness/modules
 say "modules $(cut -d' ' -f1 /proc/uptime)"
@@ -48,12 +58,15 @@ say "sshd $(cut -d' ' -f1 /proc/uptime)"
 # page pin open long enough to observe it. Named nullb0 so the disk is /dev/nullb0 on
 # kernels that name disks after the configfs item and on those that do not. Made in the background: powering it on blocks
 # for the partition scan's delayed reads. Tests wait for /dev/nullb0.
+# If it cannot be made, /run/slowdev.failed says so at once: the harness reports that as
+# infrastructure trouble instead of waiting out its bound.
 (
   mount -t configfs configfs /sys/kernel/config &&
   d=/sys/kernel/config/nullb/nullb0 && mkdir "$d" &&
   echo 1024 > "$d/size" && echo 4096 > "$d/blocksize" && echo 2 > "$d/irqmode" &&
   echo 2000000000 > "$d/completion_nsec" && echo 1 > "$d/power" &&
-  say "slow null_blk ready $(cut -d' ' -f1 /proc/uptime)"
+  say "slow null_blk ready $(cut -d' ' -f1 /proc/uptime)" ||
+  { say "slow null_blk FAILED (no /sys/kernel/config/nullb: null_blk not loaded?)"; : > /run/slowdev.failed; }
 ) &
 echo "dax-harness-init: ready" > /dev/console
 # Keep PID 1 alive and reap orphans.

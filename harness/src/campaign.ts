@@ -5,11 +5,11 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildCommit, prepareSource, type SourceSession } from './built-kernel.js';
-import { compareRuns, exitCodeForComparison, formatComparison, formatTable, type Comparison } from './compare.js';
+import { compareRuns, exitCodeForComparison, formatComparison, formatTable, isNewFailure, type Comparison } from './compare.js';
 import type { BuildSpec, HarnessConfig } from './config.js';
 import { EXIT_INFRA, EXIT_KERNEL_FAILURE, EXIT_PASS, formatError, HarnessError } from './errors.js';
 import { RunStore } from './results.js';
-import { isKernelFailure, runSuite, type RunSummary, type TestRecord } from './run.js';
+import { isKernelFailure, KERNEL_LOG_POINT, runSuite, type RunSummary, type TestRecord } from './run.js';
 import { describePatch, parseSeries, type Patch } from './series.js';
 import { selectTests } from './suite.js';
 import { formatYaml, type YamlValue } from './tap.js';
@@ -127,8 +127,14 @@ export async function runBaseline(cfg: HarnessConfig, out: Out, log: Log): Promi
   tap.comment(table);
   const infra = [...base.summary.records, ...head.summary.records].some((r) => r.outcome === 'error');
   let code = exitCodeForComparison(cmp, infra);
-  const news = cmp.filter((c) => c.change === 'new failure');
-  tap.point(news.length === 0, `comparison: ${news.length} new failure(s), ${cmp.filter((c) => c.change === 'fixed').length} fixed`, { new_failures: news.map((c) => c.point), fixed: cmp.filter((c) => c.change === 'fixed').map((c) => c.point) });
+  const news = cmp.filter(isNewFailure);
+  const named = (ch: string): string[] => cmp.filter((c) => c.change === ch).map((c) => c.point);
+  tap.point(news.length === 0, `comparison: ${news.length} new failure(s), ${named('changed failure').length} of them failing otherwise than on the base, ${named('fixed').length} fixed, ${named('now skipped').length} now skipped`, {
+    new_failures: named('new failure'),
+    changed_failures: cmp.filter((c) => c.change === 'changed failure').map((c) => `${c.point}: ${c.detail ?? ''}`),
+    now_skipped: named('now skipped'),
+    fixed: named('fixed'),
+  });
   const summary: Record<string, unknown> = { base: runDiag(base), series: runDiag(head), comparison: cmp };
   if (cfg.bisect && news.length > 0) {
     const culprits = await bisect(cfg, src, news, tap, log);
@@ -143,37 +149,86 @@ export async function runBaseline(cfg: HarnessConfig, out: Out, log: Log): Promi
   return code;
 }
 
-interface Culprit {
+/** What bisect learned of one point at one prefix of the series. */
+export type PrefixState = { state: 'red' } | { state: 'green' } | { state: 'unknown'; why: string };
+
+export interface Culprit {
   point: string;
-  /** 1-based index of the first patch after which the point is red; null if not found. */
+  /** 1-based index of the first patch after which the point is red; null if it cannot be told. */
   patch: number | null;
   subject: string | null;
+  /** When patch is null: the patches it lies between (inclusive), and why it cannot be told. */
+  between?: [number, number];
+  why?: string;
+}
+
+/** Returns the state of a point in a prefix's run: red, green, or unknown with why (a point
+ *  that errored or skipped, or a kernel that did not build or boot, proves nothing either way). */
+export function prefixState(summary: RunSummary | null, error: string | null, point: string): PrefixState {
+  if (!summary) return { state: 'unknown', why: `did not build or boot: ${(error ?? 'no run').split('\n')[0]}` };
+  const r = summary.records.find((x) => `${x.fs}/${x.test}` === point);
+  if (!r) return { state: 'unknown', why: 'the point was not run' };
+  if (isKernelFailure(r.outcome) || r.outcome === 'xfail') return { state: 'red' };
+  if (r.outcome === 'pass') return { state: 'green' };
+  return { state: 'unknown', why: `${r.outcome}: ${r.reason}` };
+}
+
+/**
+ * Returns the first bad patch of each point from its states at the prefixes 1..n (the base, 0,
+ * is green: only new failures are bisected; the head, n, is red). A patch is blamed only when
+ * the prefix just before it is known green; a prefix in between that did not build, boot or run
+ * the point leaves the culprit "unknown between k and m", with why.
+ */
+export function decideCulprits(points: string[], states: Map<number, Map<string, PrefixState>>, n: number, subjects: string[]): Culprit[] {
+  return points.map((point) => {
+    let lastGreen = 0;
+    let why: string[] = [];
+    for (let k = 1; k <= n; k++) {
+      const st: PrefixState = states.get(k)?.get(point) ?? (k === n ? { state: 'red' } : { state: 'unknown', why: 'not run' });
+      if (st.state === 'green') {
+        lastGreen = k;
+        why = [];
+      } else if (st.state === 'unknown') {
+        why.push(`prefix ${k}: ${st.why}`);
+      } else if (k === lastGreen + 1) {
+        return { point, patch: k, subject: subjects[k - 1] ?? null };
+      } else {
+        return { point, patch: null, subject: null, between: [lastGreen + 1, k], why: why.join('; ') };
+      }
+    }
+    return { point, patch: null, subject: null, between: [lastGreen + 1, n], why: why.join('; ') || 'never red' };
+  });
 }
 
 // Runs the newly failing points on each prefix of the series, shortest first, until every
-// point has its first bad patch. The head's result counts for the last prefix.
+// point is red somewhere; then decides each point's first bad patch from what each prefix showed.
 async function bisect(cfg: HarnessConfig, src: SourceSession, news: Comparison[], tap: OuterTap, log: Log): Promise<Culprit[]> {
   const commits = src.applied.commits;
-  const open = new Set(news.map((c) => c.point));
-  const found: Culprit[] = [];
-  for (let k = 1; k < commits.length && open.size > 0; k++) {
+  const n = commits.length;
+  const points = news.map((c) => c.point);
+  const open = new Set(points);
+  const states = new Map<number, Map<string, PrefixState>>();
+  for (let k = 1; k < n && open.size > 0; k++) {
+    // The kernel log is judged over whole runs: bisecting it runs the whole suite.
+    const wholeRun = [...open].some((p) => p.endsWith(`/${KERNEL_LOG_POINT}`));
     const names = [...new Set([...open].map((p) => p.split('/')[1]!))];
     const fss = [...new Set([...open].map((p) => p.split('/')[0]!))];
-    const sub: HarnessConfig = { ...cfg, tests: selectTests(names).tests, filesystems: fss as HarnessConfig['filesystems'] };
+    const sub: HarnessConfig = wholeRun ? cfg : { ...cfg, tests: selectTests(names).tests, filesystems: fss as HarnessConfig['filesystems'] };
     const c = commits[k - 1]!;
-    const r = await buildAndRun(sub, src, c.commit, `prefix ${k}`, tap.subtest(`prefix ${k}/${commits.length}: ${describePatch(c.patch)}`), log);
-    tap.point(true, `prefix ${k}/${commits.length} ${c.commit.slice(0, 12)}`, runDiag(r));
-    if (!r.summary) continue;
-    for (const p of redPoints(r.summary.records)) {
-      if (!open.delete(p)) continue;
-      found.push({ point: p, patch: k, subject: c.patch.subject });
+    const r = await buildAndRun(sub, src, c.commit, `prefix ${k}`, tap.subtest(`prefix ${k}/${n}: ${describePatch(c.patch)}`), log);
+    tap.point(true, `prefix ${k}/${n} ${c.commit.slice(0, 12)}`, runDiag(r));
+    const at = new Map<string, PrefixState>();
+    for (const p of open) {
+      const st = prefixState(r.summary, r.error, p);
+      at.set(p, st);
+      if (st.state === 'red') open.delete(p);
     }
+    states.set(k, at);
   }
-  const last = commits.at(-1)!;
-  for (const p of open) found.push({ point: p, patch: commits.length, subject: last.patch.subject });
-  const rows = found.map((f) => [f.point, f.patch === null ? '?' : `${f.patch}/${commits.length}`, f.subject ?? '']);
-  tap.comment(['first bad patch per newly failing point:', ...formatTable(['point', 'patch', 'subject'], rows)]);
-  for (const f of found) log(`${f.point}: first red after patch ${f.patch}/${commits.length} (${f.subject})`);
+  const found = decideCulprits(points, states, n, commits.map((c) => c.patch.subject));
+  const rows = found.map((f) => [f.point, f.patch !== null ? `${f.patch}/${n}` : `unknown between ${f.between![0]} and ${f.between![1]}`, f.patch !== null ? (f.subject ?? '') : (f.why ?? '')]);
+  tap.comment(['first bad patch per newly failing point:', ...formatTable(['point', 'patch', 'subject (or why it cannot be told)'], rows)]);
+  for (const f of found) log(f.patch !== null ? `${f.point}: first red after patch ${f.patch}/${n} (${f.subject})` : `${f.point}: first bad patch unknown between ${f.between![0]} and ${f.between![1]} (${f.why})`);
   return found;
 }
 

@@ -9,14 +9,6 @@ export const BIN = '/opt/dax/bin';
 /** The slow device: null_blk with a 2 s completion delay, made by the guest's init. */
 export const SLOW_DEV = '/dev/nullb0';
 
-/**
- * Wraps a helper's argv so it starts once the slow device exists: init makes it in the
- * background after boot (its creation blocks on delayed reads). Bounded: 20 s.
- */
-export function waitForSlowDev(helperArgv: string[]): string[] {
-  return ['sh', '-c', `i=0; while [ ! -b ${SLOW_DEV} ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done; exec "$@"`, 'wait-nullb', ...helperArgv];
-}
-
 /** Returns the observation of a phase, if the helper made one. */
 export function obs(r: HelperReport, phase: string): HelperObs | undefined {
   return r.obs.find((o) => o.phase === phase);
@@ -25,6 +17,15 @@ export function obs(r: HelperReport, phase: string): HelperObs | undefined {
 /** An equality check on a number that may not have been observed. */
 export function eq(name: string, expected: number, actual: number | undefined): Check {
   return { name, ok: actual === expected, expected: String(expected), actual: actual === undefined ? 'not observed' : String(actual) };
+}
+
+/**
+ * A check of what the test needs to test what it claims (2 MiB-aligned blocks for a PMD
+ * fault, ...): when only such checks fail the test did not run as designed, which is the
+ * set-up's failure (an infrastructure error), never a pass and never the kernel's red.
+ */
+export function setup(c: Check): Check {
+  return { ...c, setup: true };
 }
 
 /** A check with its own predicate. */

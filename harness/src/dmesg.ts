@@ -42,10 +42,16 @@ export const FINDING_KINDS = [
 /** What kind of incident a finding is. */
 export type FindingKind = (typeof FINDING_KINDS)[number];
 
-/** One incident: its kind, the line that names it, and the report lines as dmesg prints them. */
+/**
+ * One incident: its kind, the line that names it, where in the kernel it happened (the function
+ * of the WARN/BUG site or the faulting RIP, and file:line where the kernel prints one), and the
+ * report lines as dmesg prints them.
+ */
 export interface DmesgFinding {
   kind: FindingKind;
   line: DmesgLine;
+  function: string | null;
+  file: string | null;
   excerpt: string[];
 }
 
@@ -244,7 +250,9 @@ const RULES: readonly Rule[] = [
   { kind: 'bug', re: /^BUG: K[CM]SAN: /, role: 'standalone', bracketed: true },
   { kind: 'bad-page', re: /^BUG: Bad page (?:state|map) in process\b/, role: 'standalone' },
   { kind: 'soft-lockup', re: /^(?:[\w ]+: )?BUG: soft lockup\b/, role: 'standalone' },
-  { kind: 'hard-lockup', re: /^(?:[\w ]+: )?Watchdog detected hard LOCKUP\b/, role: 'standalone' },
+  // "NMI watchdog: Watchdog detected hard LOCKUP on cpu 2" (until 5.x) and, since the buddy
+  // detector, "watchdog: CPU1: Watchdog detected hard LOCKUP on cpu 1".
+  { kind: 'hard-lockup', re: /^(?:[\w ]+: )?(?:CPU\d+: )?Watchdog detected hard LOCKUP\b/, role: 'standalone' },
   { kind: 'lockdep', re: LOCKDEP_RE, role: 'standalone', preambleMax: Infinity },
   // x86 page faults: "BUG: unable to handle page fault for address", "BUG: kernel NULL pointer
   // dereference, address: ..." are followed by the "Oops: 0000 [#1]" banner of the same oops.
@@ -412,6 +420,33 @@ function absorb(inc: Incident, line: DmesgLine, d: Detection): void {
   }
 }
 
+// "WARNING: CPU: 0 PID: 1 at fs/dax.c:398 dax_disassociate_entry+0x4f/0x60" and the 2025 form
+// "WARNING: fs/dax.c:398 at dax_disassociate_entry+0x4f/0x60, CPU#0: comm/1".
+const WARN_SITE_RE = /^WARNING: (?:CPU: \d+ PID: \d+ at (\S+:\d+) ([\w.$]+)\+0x|(\S+:\d+) at ([\w.$]+)\+0x|at (\S+:\d+) ([\w.$]+)\+0x)/;
+const BUG_SITE_RE = /^[Kk]ernel BUG at (\S+:\d+)!/;
+// The faulting instruction: x86 "RIP: 0010:bio_first_folio+0x28/0x40", arm64 "pc : f+0x..", powerpc "NIP [..] f+0x..".
+const PC_RE = /^(?:RIP: [0-9a-f]{4}:|EIP: |pc : |NIP \[[0-9a-f]+\] |PC is at )([\w.$]+)\+0x/;
+
+/** Returns where an incident happened: the WARN/BUG site or the first kernel RIP of its report. */
+export function locateIncident(lines: readonly DmesgLine[]): { function: string | null; file: string | null } {
+  let fn: string | null = null;
+  let file: string | null = null;
+  for (const l of lines) {
+    const t = l.text.trim();
+    const w = WARN_SITE_RE.exec(t);
+    if (w) {
+      file ??= w[1] ?? w[3] ?? w[5] ?? null;
+      fn ??= w[2] ?? w[4] ?? w[6] ?? null;
+    }
+    const b = BUG_SITE_RE.exec(t);
+    if (b) file ??= b[1] ?? null;
+    const pc = PC_RE.exec(t);
+    if (pc) fn ??= pc[1] ?? null;
+    if (fn && file) break;
+  }
+  return { function: fn, file };
+}
+
 /**
  * Returns one finding per incident in `lines` — a WARNING with its register and stack dump is one
  * finding — minus those whose header lines match an `allow` pattern.
@@ -428,8 +463,10 @@ export function scanDmesg(lines: DmesgLine[], opts: ScanOptions = {}): DmesgFind
     cur = null;
     const kind: FindingKind = inc.rule?.kind ?? 'warning';
     const triggers = inc.triggers.length > 0 ? inc.triggers : [inc.header.text.trim()];
-    if (allow.some((re) => triggers.some((t) => re.test(t)))) return;
-    findings.push({ kind, line: inc.header, excerpt: inc.lines.map(formatDmesgLine) });
+    // Allowed only if every line that named the incident is allowed: an expected line must not
+    // carry an unexpected one joined to it ("Recovered" next to "forcibly killing").
+    if (allow.length > 0 && triggers.every((t) => allow.some((re) => re.test(t)))) return;
+    findings.push({ kind, line: inc.header, ...locateIncident(inc.lines), excerpt: inc.lines.map(formatDmesgLine) });
   };
 
   for (const line of lines) {

@@ -65,7 +65,9 @@ export function planFsSetup(profile: QemuProfile, filesystems: FsType[]): FsSetu
           ? { argv: ['mkfs.ext4', '-F', '-q', '-b', '4096', dev], timeoutMs: 120_000 }
           : // su=2m,sw=1 aligns xfs data extents to 2 MiB so PMD faults are possible
             // (default mkfs gave 4 KiB faults only).
-            { argv: ['mkfs.xfs', '-f', '-q', '-d', 'su=2m,sw=1', dev], timeoutMs: 120_000 },
+            // reflink=1 is asked for, not left to the mkfs default: reflink-cow runs on xfs only
+            // and must never find the feature missing on a filesystem the harness made.
+            { argv: ['mkfs.xfs', '-f', '-q', '-d', 'su=2m,sw=1', '-m', 'reflink=1', dev], timeoutMs: 120_000 },
       mount: (dev: string): GuestCommand => ({
         argv: ['sh', '-c', 'mkdir -p "$2" && mount -t "$3" -o dax=always "$1" "$2"', 'mount', dev, mountpoint, fs],
         timeoutMs: 60_000,

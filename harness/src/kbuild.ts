@@ -140,6 +140,7 @@ function specFor(i: KbuildInput, paths: KbuildPaths, release: string): KernelSpe
     buildDir: paths.objDir,
     origin: `build:${i.tree.name}@${i.commit.slice(0, 12)} (${i.baseConfig}+${i.fragmentPath.split('/').pop()}, key ${paths.key})`,
     buildLog: join(paths.outDir, 'build.log'),
+    configPath: join(paths.outDir, 'config'),
   };
 }
 

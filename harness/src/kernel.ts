@@ -1,6 +1,6 @@
 // The kernel under test: Debian's packaged kernel unpacked into a cache (never installed into
 // the host's /boot), or a bzImage plus modules directory given by the user.
-import { existsSync, mkdirSync, readdirSync, rmSync, renameSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, renameSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { HarnessError } from './errors.js';
 import { runChecked, runCommand, type ProcessResult } from './proc.js';
@@ -17,6 +17,10 @@ export interface KernelSpec {
   origin: string;
   /** The build log, when the harness built it (copied into the run directory). */
   buildLog?: string;
+  /** The kernel's .config, when known: what proves that a test's kernel feature is absent. */
+  configPath: string | null;
+  /** The Debian package version (e.g. 6.1.192-3), for a packaged kernel. */
+  packageVersion?: string;
 }
 
 // Debian's meta package that always depends on the current 6.1 ABI.
@@ -85,8 +89,9 @@ export async function fetchDistroKernel(cacheDir: string, release: string, log: 
     modulesRoot: dir,
     buildDir: distroHeadersDir(release),
     origin: `debian:linux-image-${release}`,
+    configPath: join(dir, 'boot', `config-${release}`),
   };
-  if (existsSync(done)) return spec;
+  if (existsSync(done)) return withPackageVersion(spec, readFileSync(done, 'utf8'));
 
   log(`fetching Debian kernel linux-image-${release} into ${dir}`);
   const tmp = `${dir}.tmp-${process.pid}`;
@@ -103,7 +108,14 @@ export async function fetchDistroKernel(cacheDir: string, release: string, log: 
   renameSync(root, dir);
   rmSync(tmp, { recursive: true, force: true });
   writeFileSync(done, `${deb}\n`);
-  return spec;
+  return withPackageVersion(spec, deb);
+}
+
+// The .deb's file name (linux-image-6.1.0-57-amd64_6.1.192-3_amd64.deb) carries its version;
+// runs are compared across machines, and one ABI name is rebuilt under several versions.
+function withPackageVersion(spec: KernelSpec, debName: string): KernelSpec {
+  const v = /_([^_]+)_[^_]+\.deb\s*$/.exec(debName)?.[1];
+  return v ? { ...spec, packageVersion: decodeURIComponent(v) } : spec;
 }
 
 /** Returns the host path of Debian's headers package for a release (may not be installed yet). */
@@ -134,5 +146,6 @@ export function userKernel(bzImage: string, modulesDir: string | undefined, buil
     });
   }
   const bd = buildDir ?? (existsSync(join(modulesDir, 'build', 'Makefile')) ? join(modulesDir, 'build') : null);
-  return { release, bzImage, modulesRoot: join(libModules, '..', '..'), buildDir: bd, origin: `path:${bzImage}` };
+  const config = bd && existsSync(join(bd, '.config')) ? join(bd, '.config') : null;
+  return { release, bzImage, modulesRoot: join(libModules, '..', '..'), buildDir: bd, origin: `path:${bzImage}`, configPath: config };
 }

@@ -41,7 +41,9 @@ export interface QemuPlanInput {
 // - loglevel=5: warnings and worse reach the serial console (the evidence when a guest
 //   dies); the chatty info lines of a boot cost time on an emulated UART.
 // - oops=panic is NOT set: an Oops in one test should fail that test, not the run.
-const BASE_APPEND = ['console=ttyS0,115200', 'panic=-1', 'random.trust_cpu=on', 'printk.devkmsg=on', 'loglevel=5', 'rdinit=/init'];
+// log_buf_len: the whole boot's log is judged (incidents outside every test window too), and
+// the default 128 KiB ring of a distro kernel wraps within a suite run; 8 MiB never does.
+const BASE_APPEND = ['console=ttyS0,115200', 'panic=-1', 'random.trust_cpu=on', 'printk.devkmsg=on', 'loglevel=5', 'log_buf_len=8M', 'rdinit=/init'];
 
 /** Returns the kernel command line for a profile. */
 export function planKernelAppend(profile: QemuProfile, extra: string[] = []): string {

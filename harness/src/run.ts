@@ -7,10 +7,13 @@ import { buildHelpers, buildProbe } from './artifacts.js';
 import { checkSshPortFree, type Guest } from './boot.js';
 import type { HarnessConfig } from './config.js';
 import { isFailureTaint, parseDmesg, scanDmesg, sliceBetweenMarkers, taintDelta, type DmesgFinding } from './dmesg.js';
+import { describeStretch, scanOutsideWindows, type OutsideFinding, type OutsideTaint } from './boot-log.js';
+import { parseKconfig, type KconfigValues } from './kconfig.js';
+import { SLOW_DEV } from './checks.js';
 import { EXIT_INFRA, EXIT_KERNEL_FAILURE, EXIT_PASS, HarnessError } from './errors.js';
 import { planFsSetup, type MountedFs } from './guest-setup.js';
 import { buildImage } from './image.js';
-import { GuestSession, type LiveGuest } from './session.js';
+import { ensureSlowDev, GuestSession, type LiveGuest } from './session.js';
 import { prepareSource, buildCommit } from './built-kernel.js';
 import { planKconfig, planMake } from './kbuild.js';
 import { fetchDistroKernel, resolveDistroRelease, userKernel, type KernelSpec } from './kernel.js';
@@ -19,7 +22,7 @@ import { planRequirements, ensureRequirements } from './prereqs.js';
 import { planQemu } from './qemu-plan.js';
 import { shellQuote } from './proc.js';
 import { ensureResultsRoot, RunStore } from './results.js';
-import type { SshTarget } from './ssh-target.js';
+import type { GuestResult, SshTarget } from './ssh-target.js';
 import { parseHelperReport, type Check, type HelperReport, type TestDef } from './suite.js';
 import { TapWriter, type YamlValue } from './tap.js';
 import { parseDaxTrace, planTraceStart, planTraceStop } from './trace.js';
@@ -27,6 +30,24 @@ import { loadKnownFailures, matchKnownFailure, type FailureEvidence } from './kn
 
 // xfail: a kernel failure the known-failure list explains; shown as TAP TODO, never as a pass.
 export type Outcome = 'pass' | 'fail' | 'skip' | 'timeout' | 'crash' | 'error' | 'xfail';
+
+/** A dmesg incident as a record keeps it: its kind, header line and where it happened. */
+export interface RecordFinding {
+  kind: string;
+  line: string;
+  function: string | null;
+  file: string | null;
+}
+
+/** One try of a test: infrastructure trouble is retried on a fresh guest, and each try is kept. */
+export interface Attempt {
+  attempt: number;
+  /** The boot it ran on (null: no guest came up). */
+  boot: number | null;
+  outcome: Outcome;
+  reason: string;
+  durationMs: number;
+}
 
 export interface TestRecord {
   id: string;
@@ -36,13 +57,30 @@ export interface TestRecord {
   reason: string;
   durationMs: number;
   checks: Check[];
-  findings: { kind: string; line: string }[];
+  findings: RecordFinding[];
   taintBefore: number | null;
   taintAfter: number | null;
   report: HelperReport | null;
   exitCode: number | null;
   stderr: string;
   dmesgExcerpt: string[];
+  /** Every try of this point, in order (more than one only after infrastructure trouble). */
+  attempts: Attempt[];
+  /** For an expected failure (xfail): the outcome the kernel's failure had. */
+  knownAs?: Outcome;
+}
+
+/** An infrastructure event of a run: on the record in TAP, tests.jsonl, run.json and stderr. */
+export interface InfraEvent {
+  at: string;
+  kind: 'boot-failed' | 'guest-lost' | 'helper-error' | 'set-up';
+  /** fs-test it happened in (null: between tests). */
+  point: string | null;
+  attempt: number;
+  boot: number | null;
+  /** What the harness did: booted again / ran the point again on a fresh guest, or gave up. */
+  action: 'retried' | 'gave up';
+  reason: string;
 }
 
 export interface Prepared {
@@ -131,8 +169,41 @@ function findingsText(fs: DmesgFinding[]): string[] {
   return fs.flatMap((f) => f.excerpt).slice(0, 60);
 }
 
+// The exit status each helper result comes with (kernel-tests/README.md): a report that does not
+// match its exit status is not a report to judge (the helper printed it, then died).
+const HELPER_EXIT: Record<HelperReport['result'], number> = { ok: 0, fail: 1, error: 3, skip: 4 };
+
+/** What the harness knows of the kernel's config, to prove a feature absent. */
+export interface KernelFeatures {
+  /** The .config read (null: unknown, so no absence can be proven from it). */
+  config: KconfigValues | null;
+  source: string;
+}
+
+/** Returns the options of `requires` the kernel config proves absent (empty if unknown). */
+export function missingOptions(requires: readonly string[] | undefined, f: KernelFeatures): string[] {
+  if (!f.config) return [];
+  const cfg = f.config;
+  return (requires ?? []).filter((o) => {
+    const v = cfg.get(o);
+    return v === undefined || v === 'n';
+  });
+}
+
+function recordFinding(f: DmesgFinding): RecordFinding {
+  return { kind: f.kind, line: f.line.text, function: f.function, file: f.file };
+}
+
+/** Returns the outcome and reason of a helper run that did not print a usable report. */
+function unjudgeable(res: GuestResult, report: HelperReport | null): string | null {
+  const exit = res.exitCode ?? (res.signal ? `SIG${res.signal.replace(/^SIG/, '')}` : 'unknown');
+  if (!report) return `helper printed no JSON report (exit ${exit})`;
+  if (res.exitCode !== HELPER_EXIT[report.result]) return `helper reported "${report.result}" but exited ${exit} (expected ${HELPER_EXIT[report.result]}): the report is not trusted`;
+  return null;
+}
+
 /** Runs one test on one filesystem; only a lost connection escapes as an exception. */
-export async function runOneTest(guest: Guest, t: TestDef, m: MountedFs, model: RefcountModel, testTimeoutMs: number | null): Promise<TestRecord> {
+export async function runOneTest(guest: Guest, t: TestDef, m: MountedFs, model: RefcountModel, testTimeoutMs: number | null, features: KernelFeatures): Promise<TestRecord> {
   const id = `${m.fs}-${t.name}`;
   const started = performance.now();
   const ssh = guest.ssh;
@@ -152,48 +223,71 @@ export async function runOneTest(guest: Guest, t: TestDef, m: MountedFs, model: 
   const taintAfter = Number.parseInt(post.trim(), 10);
   const trace = t.trace ? parseDaxTrace(await guestText(ssh, ['sh', '-c', planTraceStop()], 30_000)) : [];
   const dmesg = parseDmesg(await guestText(ssh, ['dmesg'], 30_000));
-  const window = sliceBetweenMarkers(dmesg, id) ?? [];
-  const findings = scanDmesg(window, { allow: t.allowDmesg });
-  const newTaint = taintDelta(taintBefore, taintAfter).filter((f) => isFailureTaint(f.bit));
+  const window = sliceBetweenMarkers(dmesg, id);
   const report = parseHelperReport(res.stdout);
-
   const rec: TestRecord = {
-    id,
-    test: t.name,
-    fs: m.fs,
+    ...errorRecord(m.fs, t.name, ''),
     outcome: 'pass',
-    reason: '',
     durationMs,
-    checks: [],
-    findings: findings.map((f) => ({ kind: f.kind, line: f.line.text })),
     taintBefore,
     taintAfter,
     report,
     exitCode: res.exitCode,
     stderr: res.stderr.slice(-4000),
-    dmesgExcerpt: res.timedOut ? [...stacks, ...window.map((l) => l.raw).slice(-200)] : findingsText(findings),
   };
+  // Without both markers the test's window is unknown: judging it would read the wrong lines or none.
+  const ended = window !== null && dmesg.some((l) => l.text.trim() === `dax-harness: END ${id}`);
+  if (window === null || !ended) {
+    return { ...rec, outcome: 'error', reason: `infrastructure: the kernel log has no "dax-harness: ${window === null ? 'BEGIN' : 'END'} ${id}" marker, so the test's dmesg window is unknown (the log was cut or a /dev/kmsg write was lost)` };
+  }
+  const findings = scanDmesg(window, { allow: t.allowDmesg });
+  const newTaint = taintDelta(taintBefore, taintAfter).filter((f) => isFailureTaint(f.bit));
+  rec.findings = findings.map(recordFinding);
+  rec.dmesgExcerpt = res.timedOut ? [...stacks, ...window.map((l) => l.raw).slice(-200)] : findingsText(findings);
   const problems: string[] = [];
   if (findings.length > 0) problems.push(`dmesg: ${[...new Set(findings.map((f) => f.kind))].join(', ')}`);
   if (newTaint.length > 0) problems.push(`kernel newly tainted: ${newTaint.map((f) => `${f.letter} (${f.meaning})`).join(', ')}`);
 
+  const broken = res.timedOut ? null : unjudgeable(res, report);
   if (res.timedOut) {
     rec.outcome = 'timeout';
     rec.reason = `no result within ${timeoutMs / 1000} s`;
-  } else if (report?.result === 'skip' || res.exitCode === 4) {
-    rec.outcome = problems.length > 0 ? 'fail' : 'skip';
-    rec.reason = report?.reason ?? 'helper skipped';
-  } else if (!report) {
+  } else if (broken || !report) {
     rec.outcome = 'fail';
-    rec.reason = `helper printed no JSON report (exit ${res.exitCode ?? res.signal})`;
+    rec.reason = broken ?? 'helper printed no JSON report';
+  } else if (report.result === 'error') {
+    rec.outcome = problems.length > 0 ? 'fail' : 'error';
+    rec.reason = `infrastructure: the helper could not run the test: ${report.reason}`;
+  } else if (report.result === 'skip') {
+    // Only a kernel that lacks a feature is a skip, and the harness proves that from the
+    // kernel's config before it runs a test; a helper that skips anyway met a guest that is not
+    // set up as the test needs.
+    if (problems.length > 0) {
+      rec.outcome = 'fail';
+      rec.reason = `helper skipped: ${report.reason}`;
+    } else if (features.config === null) {
+      rec.outcome = 'skip';
+      rec.reason = `${report.reason} (the helper's own check: the kernel's config is unknown)`;
+    } else {
+      rec.outcome = 'error';
+      const has = (t.requires ?? []).length > 0 ? `the kernel has ${t.requires!.join(', ')} (${features.source})` : 'the test needs no kernel option the config could lack';
+      rec.reason = `infrastructure: the helper skipped (${report.reason}), but ${has}: the guest is not set up as the test needs`;
+    }
   } else if (report.result === 'fail') {
     rec.outcome = 'fail';
     rec.reason = `helper: ${report.reason}`;
   } else {
     rec.checks = t.judge(report, model, { fs: m.fs, trace, dmesg: window.map((l) => l.text) });
     const bad = rec.checks.filter((c) => !c.ok);
-    if (bad.length > 0) problems.unshift(`${bad.length} of ${rec.checks.length} checks failed`);
-    rec.outcome = problems.length > 0 ? 'fail' : 'pass';
+    const badSetup = bad.filter((c) => c.setup);
+    if (bad.length > badSetup.length) problems.unshift(`${bad.length - badSetup.length} of ${rec.checks.length} checks failed`);
+    if (problems.length > 0) {
+      rec.outcome = 'fail';
+    } else if (badSetup.length > 0) {
+      // The test did not run as designed: not a pass, and not the kernel's failure either.
+      rec.outcome = 'error';
+      rec.reason = `infrastructure: set-up did not give the test what it needs: ${badSetup.map((c) => `${c.name} (expected ${c.expected}, got ${c.actual})`).join('; ')}`;
+    }
   }
   if (problems.length > 0) rec.reason = [rec.reason, ...problems].filter(Boolean).join('; ');
   return rec;
@@ -208,7 +302,10 @@ function tapDiag(rec: TestRecord, model: RefcountModel | null): Record<string, Y
     d.observed = rec.report.obs.map((o) => `${o.phase}: pfn=0x${o.pfn.toString(16)} refcount=${o.refcount} mapcount=${o.mapcount} zone_device=${o.zone_device}`);
   }
   if (rec.report && Object.keys(rec.report.extra).length > 0) d.extra = rec.report.extra as Record<string, YamlValue>;
+  if (rec.findings.length > 0) d.findings = rec.findings.map((f) => `${f.kind}${f.function ? ` in ${f.function}` : ''}${f.file ? ` (${f.file})` : ''}`);
   if (rec.taintBefore !== rec.taintAfter) d.taint = `${rec.taintBefore} -> ${rec.taintAfter}`;
+  // Tries lost to infrastructure trouble stay on the record: dashboards count them as flakes.
+  if (rec.attempts.length > 1) d.attempts = rec.attempts.map((a) => ({ attempt: a.attempt, boot: a.boot, outcome: a.outcome, reason: a.reason }));
   if (rec.dmesgExcerpt.length > 0) d.dmesg = rec.dmesgExcerpt.join('\n');
   if (rec.outcome !== 'pass' && rec.stderr.trim()) d.stderr = rec.stderr.trim().split('\n').slice(-15).join('\n');
   return d;
@@ -260,15 +357,19 @@ export interface RunSummary {
   boots: number[];
   /** Time spent in tests (sum of the records' durations). */
   testsMs: number;
+  /** Every infrastructure event of the run, recovered or not. */
+  infra: InfraEvent[];
 }
 
 /** Returns what a known-failure signature is matched against. */
 export function failureEvidence(rec: TestRecord): FailureEvidence {
+  const reported = rec.report !== null && rec.exitCode === HELPER_EXIT[rec.report.result];
   return {
     outcome: rec.outcome,
     failedChecks: rec.checks.filter((c) => !c.ok).map((c) => c.name),
-    helperFailure: rec.report?.result === 'fail' ? rec.report.reason : null,
-    findingKinds: rec.findings.map((f) => f.kind),
+    helperFailure: reported && rec.report?.result === 'fail' ? rec.report.reason : null,
+    reported,
+    findings: rec.findings.map((f) => ({ kind: f.kind, function: f.function, file: f.file })),
     taintBefore: rec.taintBefore,
     taintAfter: rec.taintAfter,
   };
@@ -280,13 +381,44 @@ async function hasStuckTask(ssh: SshTarget): Promise<boolean> {
   return r.timedOut || r.stdout.trim() !== '';
 }
 
+/** Reads the kernel's config, if the kernel came with one. */
+export function readKernelFeatures(kernel: KernelSpec): KernelFeatures {
+  if (!kernel.configPath || !existsSync(kernel.configPath)) return { config: null, source: 'no kernel config known' };
+  return { config: parseKconfig(readFileSync(kernel.configPath, 'utf8')), source: kernel.configPath };
+}
+
+/** The name of the point that judges the kernel log outside the test windows. */
+export const KERNEL_LOG_POINT = 'kernel-log';
+
+/** Returns the record of the kernel-log point: red if anything happened outside the test windows. */
+export function kernelLogRecord(outside: OutsideFinding[], taint: OutsideTaint[], scannedBoots: number): TestRecord {
+  const rec = errorRecord('all', KERNEL_LOG_POINT, '');
+  rec.findings = outside.map((o) => recordFinding(o.finding));
+  rec.dmesgExcerpt = outside.flatMap((o) => [`# boot ${o.boot}, ${o.where}:`, ...o.finding.excerpt]).slice(0, 200);
+  const parts = [
+    ...outside.map((o) => `${o.finding.kind}${o.finding.function ? ` in ${o.finding.function}` : ''} (boot ${o.boot}, ${o.where})`),
+    ...taint.map((t) => `taint ${t.letters.join(', ')} gained (boot ${t.boot}, ${t.where})`),
+  ];
+  if (scannedBoots === 0) return { ...rec, outcome: 'error', reason: 'infrastructure: no boot log was read (no guest came up)' };
+  if (parts.length === 0) return { ...rec, outcome: 'pass', reason: `${scannedBoots} boot log(s) read: nothing outside the test windows` };
+  return { ...rec, outcome: 'fail', reason: `the kernel reported ${parts.length} incident(s) outside every test window: ${parts.join('; ')}` };
+}
+
 /** Does a whole run: boots (and reboots) guests, runs every test, streams TAP; returns the exit code. */
-export async function runSuite(cfg: HarnessConfig, out: (line: string) => void, log: (s: string) => void, givenKernel?: KernelSpec): Promise<RunSummary> {
+export async function runSuite(
+  cfg: HarnessConfig,
+  out: (line: string) => void,
+  log: (s: string) => void,
+  givenKernel?: KernelSpec,
+  // Infrastructure events reach stderr whether or not the run is verbose.
+  warn: (s: string) => void = (s) => process.stderr.write(`dax-harness: ${s}\n`),
+): Promise<RunSummary> {
   // Bad input is refused before anything is installed, built or written.
   ensureResultsRoot(cfg.resultsDir);
   if (cfg.sshPort !== null) await checkSshPortFree(cfg.sshPort);
   const knownFailures = loadKnownFailures(cfg.knownFailuresPath);
   const prepared = await prepare(cfg, log, givenKernel);
+  const features = readKernelFeatures(prepared.kernel);
   const store = RunStore.create(cfg.resultsDir, prepared.kernel.release);
   log(`run directory: ${store.dir}`);
   if (prepared.kernel.buildLog && existsSync(prepared.kernel.buildLog)) store.writeFile('build.log', readFileSync(prepared.kernel.buildLog, 'utf8'));
@@ -295,16 +427,18 @@ export async function runSuite(cfg: HarnessConfig, out: (line: string) => void, 
     for (const l of lines) out(l);
   });
   const workDir = makeWorkDir();
+  const infra: InfraEvent[] = [];
   const runJson: Record<string, unknown> = {
     runId: store.dir.split('/').pop(),
     startedAt: new Date().toISOString(),
-    kernel: { release: prepared.kernel.release, origin: prepared.kernel.origin, bzImage: prepared.kernel.bzImage },
+    kernel: { release: prepared.kernel.release, origin: prepared.kernel.origin, bzImage: prepared.kernel.bzImage, packageVersion: prepared.kernel.packageVersion ?? null, config: features.config ? features.source : null },
     profile: cfg.profile,
     accel: cfg.accel,
     filesystems: cfg.filesystems,
     tests: cfg.tests.map((t) => t.name),
     image: { path: prepared.imagePath, hash: prepared.imageHash, reused: prepared.imageReused },
     prepareMs: prepared.prepareMs,
+    infra,
   };
   const session = newSession(cfg, prepared, workDir, store.path('console.log'), log);
   const writeRunJson = (): void => {
@@ -319,6 +453,14 @@ export async function runSuite(cfg: HarnessConfig, out: (line: string) => void, 
     store.writeFile('run.json', `${JSON.stringify(runJson, null, 2)}\n`);
   };
   writeRunJson();
+  const onInfra = (e: Omit<InfraEvent, 'at'>): void => {
+    const ev = { at: new Date().toISOString(), ...e };
+    infra.push(ev);
+    const line = `infrastructure: ${ev.kind}${ev.point ? ` in ${ev.point}` : ''} (attempt ${ev.attempt}${ev.boot ? `, boot ${ev.boot}` : ''}): ${ev.reason.replace(/^infrastructure: /, '')}; ${ev.action === 'retried' ? 'retrying on a fresh guest' : 'gave up'}`;
+    warn(line);
+    tap.comment(line);
+    writeRunJson();
+  };
   const records: TestRecord[] = [];
   let interrupted: string | null = null;
   const onSignal = (sig: string): void => {
@@ -330,20 +472,48 @@ export async function runSuite(cfg: HarnessConfig, out: (line: string) => void, 
   const sigterm = (): void => onSignal('SIGTERM');
   process.once('SIGINT', sigint);
   process.once('SIGTERM', sigterm);
-  // Keeps the dmesg of a guest about to be replaced while it can still be read.
-  const saveDmesg = async (name: string): Promise<void> => {
+  // The kernel log outside every test window, boot by boot: read when a guest is let go.
+  const outside: OutsideFinding[] = [];
+  const outsideTaint: OutsideTaint[] = [];
+  let scannedBoots = 0;
+  // Reads a guest's whole log (dmesg while it answers, else its console) before it goes, keeps
+  // it in the run directory and judges what lies outside the test windows.
+  const retire = async (keepAs?: string): Promise<void> => {
     const l = session.current;
-    if (!l || l.guest.exited() || l.guest.ssh.closed) return;
-    const d = await l.guest.ssh.exec({ argv: ['dmesg'], timeoutMs: 30_000 }).catch(() => null);
-    if (d && !d.timedOut) store.writeFile(name, d.stdout);
+    if (l && !interrupted) {
+      let text: string | null = null;
+      if (!l.guest.exited() && !l.guest.ssh.closed) {
+        const d = await l.guest.ssh.exec({ argv: ['dmesg'], timeoutMs: 30_000 }).catch(() => null);
+        if (d && !d.timedOut && d.exitCode === 0) text = d.stdout;
+      }
+      if (text !== null) store.writeFile(keepAs ?? `dmesg-boot${l.boot}.txt`, text);
+      else text = l.guest.console.sinceMark(0);
+      outside.push(...scanOutsideWindows(l.boot, parseDmesg(text)));
+      scannedBoots += 1;
+    }
+    await session.discard();
+  };
+  // The taint mask as the last test of the current boot left it: a failure bit set between two
+  // tests (or during set-up) belongs to no test, and is judged with the kernel log.
+  let lastTaint: { boot: number; mask: number; after: string | null } | null = null;
+  const failureLetters = (before: number, after: number): string[] => taintDelta(before, after).filter((f) => isFailureTaint(f.bit)).map((f) => f.letter);
+  const noteTaint = (boot: number, mask: number, before: string): void => {
+    if (lastTaint?.boot !== boot) {
+      const atSetup = session.current?.taintAtSetup ?? 0;
+      const letters = failureLetters(0, atSetup);
+      if (letters.length > 0) outsideTaint.push({ boot, where: 'boot and set-up', letters });
+      lastTaint = { boot, mask: atSetup, after: null };
+    }
+    const gained = failureLetters(lastTaint.mask, mask);
+    if (gained.length > 0) outsideTaint.push({ boot, where: describeStretch({ after: lastTaint.after, before }), letters: gained });
   };
   let bootFailures = 0;
   let fatal: unknown = null;
   let lost: string | null = null;
   try {
-    tap.start(cfg.filesystems.length, [
+    tap.start(cfg.filesystems.length + 1, [
       `dax-harness run ${runJson.runId}`,
-      `kernel ${prepared.kernel.release} (${prepared.kernel.origin}), profile ${cfg.profile.name}, accel ${cfg.accel}`,
+      `kernel ${prepared.kernel.release} (${prepared.kernel.origin}${prepared.kernel.packageVersion ? ` ${prepared.kernel.packageVersion}` : ''}), profile ${cfg.profile.name}, accel ${cfg.accel}`,
     ]);
     let announcedModel = false;
     // The model of the guest a test ran on, kept when that guest is replaced right after.
@@ -351,14 +521,21 @@ export async function runSuite(cfg: HarnessConfig, out: (line: string) => void, 
     for (const fs of cfg.filesystems) {
       tap.beginSubtest(fs, cfg.tests.length);
       for (const t of cfg.tests) {
+        const point = `${fs}-${t.name}`;
+        const attempts: Attempt[] = [];
         let rec: TestRecord | null = null;
-        for (let attempt = 0; rec === null; attempt++) {
+        for (let attempt = 1; rec === null; attempt++) {
           if (lost || interrupted) {
             rec = { ...errorRecord(fs, t.name, lost ?? `not run: interrupted by ${interrupted}`), outcome: lost ? 'error' : 'skip' };
             break;
           }
           if (t.filesystems && !t.filesystems.includes(fs)) {
-            rec = { ...errorRecord(fs, t.name, `not applicable to ${fs} (runs on ${t.filesystems.join(', ')})`), outcome: 'skip' };
+            rec = { ...errorRecord(fs, t.name, `not applicable to ${fs}: ${t.filesystemsWhy ?? `the test runs on ${t.filesystems.join(', ')}`}`), outcome: 'skip' };
+            break;
+          }
+          const missing = missingOptions(t.requires, features);
+          if (missing.length > 0) {
+            rec = { ...errorRecord(fs, t.name, `the kernel lacks ${missing.join(', ')} (not set in ${features.source})`), outcome: 'skip' };
             break;
           }
           let live: LiveGuest;
@@ -369,10 +546,10 @@ export async function runSuite(cfg: HarnessConfig, out: (line: string) => void, 
             bootFailures += 1;
             const msg = err instanceof Error ? err.message : String(err);
             // A boot that fails is infrastructure trouble: retried like any other, then given up.
-            if (bootFailures <= cfg.infraRetries && !interrupted) {
-              log(`${msg}; booting again (${bootFailures} of ${cfg.infraRetries} retries)`);
-              continue;
-            }
+            const retry = bootFailures <= cfg.infraRetries && !interrupted;
+            onInfra({ kind: 'boot-failed', point, attempt, boot: null, action: retry ? 'retried' : 'gave up', reason: msg });
+            attempts.push({ attempt, boot: null, outcome: 'error', reason: `infrastructure: ${msg}`, durationMs: 0 });
+            if (retry) continue;
             if (session.boots.length === 0) fatal ??= err;
             lost = `not run: no guest (${msg})`;
             rec = errorRecord(fs, t.name, `infrastructure: ${msg}`);
@@ -390,45 +567,54 @@ export async function runSuite(cfg: HarnessConfig, out: (line: string) => void, 
             tap.comment(`refcount model ${live.model.name}: idle refcount ${live.model.idle}, mappings ${live.model.mappingsCounted ? '' : 'not '}counted (${live.model.evidence.join(', ')})`);
           }
           const m = live.mounts.get(fs)!;
-          log(`${fs}/${t.name} ...${attempt > 0 ? ` (retry ${attempt})` : ''}`);
+          log(`${fs}/${t.name} ...${attempt > 1 ? ` (attempt ${attempt})` : ''}`);
           const mark = live.guest.console.mark();
           const started = performance.now();
           let r: TestRecord;
           try {
-            r = await runOneTest(live.guest, t, m, live.model, cfg.testTimeoutMs);
+            if (t.needsSlowDev) await ensureSlowDev(live, SLOW_DEV);
+            r = await runOneTest(live.guest, t, m, live.model, cfg.testTimeoutMs, features);
           } catch (err) {
-            r = await classifyLostGuest(live.guest, fs, t.name, mark, started, err);
+            if (err instanceof HarnessError && err.kind === 'guest' && !live.guest.ssh.closed && !live.guest.exited()) {
+              // The guest answers but lacks what the test needs (the slow device): set-up trouble.
+              r = errorRecord(fs, t.name, `infrastructure: ${err.message}`);
+              if (err.detail) r.dmesgExcerpt = err.detail.split('\n');
+            } else {
+              r = await classifyLostGuest(live.guest, fs, t.name, mark, started, err);
+            }
             if (interrupted) r = { ...r, outcome: 'skip', reason: `not run: interrupted by ${interrupted}` };
+          }
+          attempts.push({ attempt, boot: live.boot, outcome: r.outcome, reason: r.reason, durationMs: r.durationMs });
+          if (r.taintBefore !== null) {
+            noteTaint(live.boot, r.taintBefore, point);
+            lastTaint = { boot: live.boot, mask: r.taintAfter ?? r.taintBefore, after: point };
           }
           if (r.outcome === 'timeout') {
             // A task stuck in D state (or a guest too wedged to say) poisons later tests.
             const stuck = await hasStuckTask(live.guest.ssh).catch(() => true);
             if (stuck) {
               r.reason += '; a task was left in D state: the guest is restarted';
-              await saveDmesg(`dmesg-boot${session.boots.length}.txt`);
-              await session.discard();
+              await retire();
             }
           } else if (r.outcome === 'crash') {
-            await session.discard();
+            await retire();
           } else if (r.outcome === 'error') {
-            await session.discard();
+            await retire();
             // Infrastructure trouble is retried on a fresh guest; kernel failures never are.
-            if (attempt < cfg.infraRetries && !interrupted) {
-              log(`${fs}/${t.name}: ${r.reason}; retrying on a fresh guest`);
-              continue;
-            }
-            r.reason += attempt > 0 ? ` (after ${attempt} retr${attempt === 1 ? 'y' : 'ies'})` : '';
+            const retry = attempt <= cfg.infraRetries && !interrupted;
+            const kind = r.reason.startsWith('infrastructure: the guest was lost') ? 'guest-lost' : 'set-up';
+            onInfra({ kind, point, attempt, boot: live.boot, action: retry ? 'retried' : 'gave up', reason: r.reason });
+            if (retry) continue;
+            r.reason += attempt > 1 ? ` (after ${attempt - 1} retr${attempt === 2 ? 'y' : 'ies'})` : '';
           }
           rec = r;
-          if (t.restartAfter && session.current) {
-            await saveDmesg(`dmesg-boot${session.boots.length}.txt`);
-            await session.discard();
-          }
+          if (t.restartAfter && session.current) await retire();
         }
+        rec.attempts = attempts;
         if (isKernelFailure(rec.outcome)) {
           const known = matchKnownFailure(knownFailures, t.name, fs, prepared.kernel.release, lastModel?.name ?? null, failureEvidence(rec));
           if (known && known.mismatch === null) {
-            rec = { ...rec, outcome: 'xfail', reason: `known failure: ${known.entry.reason} (evidence: ${known.entry.evidence}); this run: ${rec.reason}` };
+            rec = { ...rec, outcome: 'xfail', knownAs: rec.outcome, reason: `known failure: ${known.entry.reason} (evidence: ${known.entry.evidence}); this run: ${rec.reason}` };
           } else if (known) {
             // A known bug in this test, but this run failed differently: a new failure, kept red.
             rec = { ...rec, reason: `${rec.reason}; not the known failure (${known.mismatch})` };
@@ -441,7 +627,13 @@ export async function runSuite(cfg: HarnessConfig, out: (line: string) => void, 
       }
       tap.endSubtest();
     }
-    await saveDmesg('dmesg.txt');
+    await retire('dmesg.txt');
+    const logRec = interrupted
+      ? { ...errorRecord('all', KERNEL_LOG_POINT, `not run: interrupted by ${interrupted}`), outcome: 'skip' as const }
+      : kernelLogRecord(outside, outsideTaint, scannedBoots);
+    records.push(logRec);
+    store.record(logRec);
+    tap.point(tapPoint(logRec, null));
   } finally {
     process.removeListener('SIGINT', sigint);
     process.removeListener('SIGTERM', sigterm);
@@ -469,6 +661,7 @@ export async function runSuite(cfg: HarnessConfig, out: (line: string) => void, 
     records,
     boots: session.boots.map((b) => b.bootToSshMs),
     testsMs: records.reduce((a, r) => a + r.durationMs, 0),
+    infra,
   };
 }
 
@@ -488,6 +681,7 @@ function errorRecord(fs: string, test: string, reason: string): TestRecord {
     exitCode: null,
     stderr: '',
     dmesgExcerpt: [],
+    attempts: [],
   };
 }
 
@@ -501,7 +695,7 @@ async function classifyLostGuest(guest: Guest, fs: string, test: string, mark: n
   const msg = err instanceof Error ? err.message : String(err);
   const rec = errorRecord(fs, test, died ? `the kernel crashed: ${findings[0]?.line.text ?? ''}` : `infrastructure: the guest was lost (QEMU ${guest.exited() ?? 'still running'}): ${msg}`);
   rec.outcome = died ? 'crash' : 'error';
-  rec.findings = findings.map((f) => ({ kind: f.kind, line: f.line.text }));
+  rec.findings = findings.map(recordFinding);
   rec.durationMs = Math.round(performance.now() - started);
   rec.dmesgExcerpt = died ? findingsText(findings) : consoleText.split('\n').map((l) => l.replace(/\r$/, '')).filter(Boolean).slice(-20);
   return rec;

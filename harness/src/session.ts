@@ -36,8 +36,38 @@ export interface BootRecord {
 
 export interface LiveGuest {
   guest: Guest;
+  /** Which boot of the session this is (1-based). */
+  boot: number;
   model: RefcountModel;
   mounts: Map<string, MountedFs>;
+  /** /proc/sys/kernel/tainted once the guest was set up. */
+  taintAtSetup: number;
+  /** Set once the slow null_blk device was seen (init makes it in the background). */
+  slowDevReady: boolean;
+}
+
+/** How long init may take to make the slow device after SSH is up (its creation blocks on
+ *  delayed reads of the partition scan: ~6 s). */
+const SLOW_DEV_WAIT_S = 30;
+
+/**
+ * Waits until the guest's slow null_blk device exists. A guest without it cannot run the pin
+ * tests as designed: that is an infrastructure error naming what init reported, never a skip.
+ */
+export async function ensureSlowDev(live: LiveGuest, dev: string): Promise<void> {
+  if (live.slowDevReady) return;
+  // init leaves /run/slowdev.failed when it could not make the device: no need to wait then.
+  const script = `i=0; while [ ! -b "$1" ] && [ ! -e /run/slowdev.failed ] && [ $i -lt ${SLOW_DEV_WAIT_S * 10} ]; do sleep 0.1; i=$((i+1)); done; [ -b "$1" ]`;
+  const r = await live.guest.ssh.exec({ argv: ['sh', '-c', script, 'slowdev', dev], timeoutMs: (SLOW_DEV_WAIT_S + 15) * 1000 });
+  if (r.exitCode === 0) {
+    live.slowDevReady = true;
+    return;
+  }
+  const log = await live.guest.ssh.exec({ argv: ['sh', '-c', "dmesg | grep -iE 'null_blk|nullb|dax-harness-init' | tail -n 12"], timeoutMs: 15_000 }).catch(() => null);
+  throw new HarnessError('guest', `the slow device ${dev} is missing (init could not make it, or not within ${SLOW_DEV_WAIT_S} s): the pin tests cannot hold a page without it`, {
+    hint: 'the kernel needs null_blk (CONFIG_BLK_DEV_NULL_BLK) with configfs; the guest log below says what init got',
+    detail: log?.stdout.trim() || '(no null_blk lines in the guest log)',
+  });
 }
 
 /** Reads the refcount model from the guest's kallsyms. */
@@ -85,8 +115,11 @@ export class GuestSession {
       const model = await detectGuestModel(guest.ssh);
       const t0 = performance.now();
       const mounted = await runFsSetup(guest.ssh, planFsSetup(o.profile, o.filesystems));
+      const taint = await guest.ssh.exec({ argv: ['cat', '/proc/sys/kernel/tainted'], timeoutMs: 10_000 });
+      const taintAtSetup = Number.parseInt(taint.stdout.trim(), 10);
+      if (taint.exitCode !== 0 || !Number.isSafeInteger(taintAtSetup)) throw new HarnessError('guest', `cannot read /proc/sys/kernel/tainted in the guest: ${taint.stderr.trim() || taint.stdout.trim()}`);
       this.boots.push({ n, bootToSshMs: guest.bootToSshMs, setupMs: Math.round(performance.now() - t0), milestones: guest.milestones, qemu: guest.plan.argv });
-      this.live = { guest, model, mounts: new Map(mounted.map((m) => [m.fs, m])) };
+      this.live = { guest, boot: n, model, mounts: new Map(mounted.map((m) => [m.fs, m])), taintAtSetup, slowDevReady: false };
       return this.live;
     } catch (err) {
       guest.ssh.close();

@@ -5,7 +5,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadMutants } from '../src/campaign.js';
+import { decideCulprits, loadMutants, prefixState, type PrefixState } from '../src/campaign.js';
+import type { RunSummary, TestRecord } from '../src/run.js';
 import { HarnessError } from '../src/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dax-campaign-'));
@@ -81,4 +82,31 @@ t.test('loadMutants: bad input is a config error that says what exists', async (
   const e4 = err(() => loadMutants(empty, []));
   t.equal(e4.kind, 'config');
   t.match(e4.message, /broken\.patch: not an mbox or format-patch file/, 'a file that is not a patch is named');
+});
+
+t.test('bisect: a patch is blamed only when the prefix before it is known green', async (t) => {
+  const red: PrefixState = { state: 'red' };
+  const green: PrefixState = { state: 'green' };
+  const unknown = (why: string): PrefixState => ({ state: 'unknown', why });
+  const states = new Map<number, Map<string, PrefixState>>([
+    [1, new Map([['ext4/a', green], ['ext4/b', unknown('did not build or boot: build error: make failed')], ['ext4/c', red]])],
+    [2, new Map([['ext4/a', red], ['ext4/b', red]])],
+  ]);
+  const c = decideCulprits(['ext4/a', 'ext4/b', 'ext4/c', 'ext4/d'], states, 3, ['p1', 'p2', 'p3']);
+  t.same(c[0], { point: 'ext4/a', patch: 2, subject: 'p2' }, 'green at 1, red at 2: patch 2');
+  t.same(c[1], { point: 'ext4/b', patch: null, subject: null, between: [1, 2], why: 'prefix 1: did not build or boot: build error: make failed' }, 'unknown at 1, red at 2: between 1 and 2, never patch 2');
+  t.same(c[2], { point: 'ext4/c', patch: 1, subject: 'p1' }, 'red at the first prefix: patch 1 (the base is green)');
+  t.same(c[3], { point: 'ext4/d', patch: null, subject: null, between: [1, 3], why: 'prefix 1: not run; prefix 2: not run' }, 'never run at a prefix: unknown, never the head');
+  const d = decideCulprits(['ext4/e'], new Map([[1, new Map([['ext4/e', green]])], [2, new Map([['ext4/e', green]])]]), 3, ['p1', 'p2', 'p3']);
+  t.same(d[0], { point: 'ext4/e', patch: 3, subject: 'p3' }, 'green up to n-1: the last patch');
+});
+
+t.test('bisect: what a prefix run says of a point', async (t) => {
+  const summary = (outcome: TestRecord['outcome'], reason = ''): RunSummary => ({ exitCode: 0, runDir: '', records: [{ fs: 'ext4', test: 'a', outcome, reason } as TestRecord], boots: [], testsMs: 0, infra: [] });
+  t.same(prefixState(summary('fail'), null, 'ext4/a'), { state: 'red' });
+  t.same(prefixState(summary('xfail'), null, 'ext4/a'), { state: 'red' });
+  t.same(prefixState(summary('pass'), null, 'ext4/a'), { state: 'green' });
+  t.same(prefixState(summary('error', 'infrastructure: the guest was lost'), null, 'ext4/a'), { state: 'unknown', why: 'error: infrastructure: the guest was lost' });
+  t.same(prefixState(null, 'dax-harness: build error: make failed\nmore', 'ext4/a'), { state: 'unknown', why: 'did not build or boot: dax-harness: build error: make failed' });
+  t.same(prefixState(summary('pass'), null, 'xfs/a'), { state: 'unknown', why: 'the point was not run' });
 });

@@ -224,6 +224,38 @@ t.test('fixture details', async (t) => {
     t.same(scanText(text, [/^Memory failure: /]), []);
   });
 
+  t.test('an allowed line never swallows a neighbour joined to it', async (t) => {
+    const recovered = /^Memory failure: 0x[0-9a-f]+: recovery action for dax page: Recovered$/;
+    const sigbus = /^Memory failure: 0x[0-9a-f]+: Sending SIGBUS to \S+:\d+ due to hardware memory corruption$/;
+    const text = fixture('memory-failure-fsdax-poison.txt');
+    t.same(scanText(text, [sigbus, recovered]), [], 'every line of the incident is allowed: no finding');
+    t.equal(scanText(text, [recovered]).length, 1, 'the SIGBUS line is not allowed by the Recovered pattern: the incident stays');
+    const killing = [
+      '[ 10.000001] Memory failure: 0x1850602: recovery action for dax page: Recovered',
+      '[ 10.000002] Memory failure: 0x1850602: forcibly killing dax-poison:123 because of failure to unmap corrupted page',
+    ].join('\n');
+    const f = scanText(killing, [sigbus, recovered]);
+    t.equal(f.length, 1, '"forcibly killing" next to "Recovered" is still reported');
+    t.equal(f[0]?.kind, 'memory-failure');
+  });
+
+  t.test('where an incident happened: function and file:line', async (t) => {
+    const warn = first(scanText(fixture('warn-fsdax-dax-insert-entry.txt')));
+    t.equal(warn.function, 'dax_insert_entry');
+    t.equal(warn.file, 'fs/dax.c:380');
+    const w2025 = first(scanText(fixture('warn-2025-format-arm64-clk.txt')));
+    t.equal(w2025.function, 'clk_core_disable', 'the 2025 WARNING format');
+    t.equal(w2025.file, 'drivers/clk/clk.c:1188');
+    const oops = first(scanText(fixture('null-deref-oops-panic-libnvdimm.txt')));
+    t.equal(oops.function, 'klist_put', 'a page fault: the function of the faulting RIP');
+    t.equal(oops.file, null, 'no file:line printed for a page fault');
+    const bug = scanText('[ 1.0] kernel BUG at mm/filemap.c:1567!\n[ 1.0] invalid opcode: 0000 [#1] PREEMPT SMP NOPTI\n[ 1.0] RIP: 0010:folio_unlock+0x2a/0x30\n');
+    t.equal(bug[0]?.file, 'mm/filemap.c:1567');
+    t.equal(bug[0]?.function, 'folio_unlock');
+    const hung = scanText('[ 40.0] INFO: task truncate:88 blocked for more than 30 seconds.\n');
+    t.same([hung[0]?.function, hung[0]?.file], [null, null], 'a report without a site has no location');
+  });
+
   t.test('benign console capture: shell prompt, mount(8) and ext4 DAX warnings', async (t) => {
     const lines = parseDmesg(fixture('benign-ext4-dax-experimental-console.txt'));
     t.ok(lines.some((l) => l.text === 'EXT4-fs (pmem0): DAX enabled. Warning: EXPERIMENTAL, use at your own risk'));
@@ -402,6 +434,9 @@ t.test('scanDmesg classification of real header lines', async (t) => {
     ['INFO: task t3-ext4-dax-fault:123 blocked for more than 120 seconds.', 'hung-task'],
     ['watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [t3:123]', 'soft-lockup'],
     ['NMI watchdog: Watchdog detected hard LOCKUP on cpu 2', 'hard-lockup'],
+    // The buddy/perf detector since 6.6 (kernel/watchdog.c watchdog_hardlockup_check).
+    ['watchdog: CPU1: Watchdog detected hard LOCKUP on cpu 1', 'hard-lockup'],
+    ['watchdog: CPU12: Watchdog detected hard LOCKUP on cpu 3', 'hard-lockup'],
     ['rcu: INFO: rcu_sched self-detected stall on CPU', 'rcu-stall'],
     ['rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:', 'rcu-stall'],
     ['INFO: rcu_sched detected stalls on CPUs/tasks: { 1} (detected by 0, t=21002 jiffies, g=1234, c=1233, q=12)', 'rcu-stall'],
@@ -607,10 +642,11 @@ t.test('scanDmesg allow-list', async (t) => {
     t.same(kinds(scanText(warnAndPoison, [/at fs\/dax\.c:380 /])), ['memory-failure']);
   });
 
-  t.test('matches any header line of the incident, such as the banner under a refcount message', async (t) => {
+  t.test('an incident is allowed only when every header line of it is: the message and its banner', async (t) => {
     const text = fixture('refcount-sock-map-free-two-incidents.txt');
-    t.same(kinds(scanText(text, [/refcount_t: addition on 0/])), ['refcount']);
-    t.same(kinds(scanText(text, [/at lib\/refcount\.c:28 /])), ['refcount']);
+    t.same(kinds(scanText(text, [/refcount_t: addition on 0/])), ['refcount', 'refcount'], 'the message alone leaves its WARNING banner unallowed');
+    t.same(kinds(scanText(text, [/at lib\/refcount\.c:28 /])), ['refcount', 'refcount'], 'the banner alone leaves its message unallowed');
+    t.same(kinds(scanText(text, [/refcount_t: underflow/, /at lib\/refcount\.c:28 /])), ['refcount'], 'both: that incident is allowed, the other stays');
   });
 
   t.test('a /g pattern gives the same answer every time', async (t) => {

@@ -22,7 +22,7 @@ t.test('planFsSetup: default profile (label-less NVDIMMs)', async (t) => {
   t.same(ext4?.namespace.map((c) => c.argv), [['ndctl', 'create-namespace', '-f', '-e', 'namespace0.0', '-m', 'fsdax', '-M', 'dev']], 'reconfigure the raw label-less namespace, memmap in the device');
   t.same(xfs?.namespace.map((c) => c.argv), [['ndctl', 'create-namespace', '-f', '-e', 'namespace1.0', '-m', 'fsdax', '-M', 'mem']], 'second NVDIMM: memmap in RAM');
   t.same(ext4?.mkfs('/dev/pmem0').argv, ['mkfs.ext4', '-F', '-q', '-b', '4096', '/dev/pmem0'], 'ext4 with 4 KiB blocks (DAX needs block size = page size)');
-  t.same(xfs?.mkfs('/dev/pmem1').argv, ['mkfs.xfs', '-f', '-q', '-d', 'su=2m,sw=1', '/dev/pmem1'], 'xfs with 2 MiB stripe unit for PMD faults');
+  t.same(xfs?.mkfs('/dev/pmem1').argv, ['mkfs.xfs', '-f', '-q', '-d', 'su=2m,sw=1', '-m', 'reflink=1', '/dev/pmem1'], 'xfs with 2 MiB stripe unit for PMD faults, reflink asked for');
   t.same(ext4?.mount('/dev/pmem0').argv, ['sh', '-c', 'mkdir -p "$2" && mount -t "$3" -o dax=always "$1" "$2"', 'mount', '/dev/pmem0', '/mnt/ext4', 'ext4']);
   for (const p of plans) {
     for (const c of [...p.namespace, p.mkfs('/dev/x'), p.mount('/dev/x')]) t.ok(c.timeoutMs > 0 && c.timeoutMs <= 120_000, `${c.argv[0]} is time-bounded`);

@@ -26,8 +26,9 @@
 #endif
 
 #define MAX_OBS		64
-#define MAX_EXTRA	16
+#define MAX_EXTRA	32
 #define KEY_MAX		32
+#define EXTRA_STR_MAX	200
 #define REASON_MAX	512
 #define JSON_MAX	32768
 
@@ -41,12 +42,17 @@ struct obs_rec {
 	int order;
 };
 
-enum extra_kind { EXTRA_INT, EXTRA_BOOL };
+enum extra_kind { EXTRA_INT, EXTRA_BOOL, EXTRA_STR };
 
 struct extra_rec {
 	char key[KEY_MAX];
 	enum extra_kind kind;
 	long long value;
+	/*
+	 * EXTRA_STR only. Printed with a bound, never by its terminator: the
+	 * SIGALRM handler may catch an overwrite half done.
+	 */
+	char str[EXTRA_STR_MAX + 1];
 };
 
 /*
@@ -113,14 +119,18 @@ static void jb_ll(struct jbuf *b, long long v)
 	}
 }
 
-/* Quoted JSON string; bytes outside printable ASCII become \u00XX. */
-static void jb_qstr(struct jbuf *b, const char *s)
+/*
+ * Quoted JSON string of at most @max bytes of @s; bytes outside printable
+ * ASCII become \u00XX.
+ */
+static void jb_qstrn(struct jbuf *b, const char *s, size_t max)
 {
 	static const char hex[] = "0123456789abcdef";
+	size_t i;
 
 	jb_char(b, '"');
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
+	for (i = 0; i < max && s[i]; i++) {
+		unsigned char c = (unsigned char)s[i];
 
 		if (c == '"' || c == '\\') {
 			jb_char(b, '\\');
@@ -134,6 +144,11 @@ static void jb_qstr(struct jbuf *b, const char *s)
 		}
 	}
 	jb_char(b, '"');
+}
+
+static void jb_qstr(struct jbuf *b, const char *s)
+{
+	jb_qstrn(b, s, SIZE_MAX);
 }
 
 static void jb_key(struct jbuf *b, const char *key)
@@ -209,6 +224,8 @@ static void emit_report(const char *result, const char *reason)
 		jb_key(&b, e->key);
 		if (e->kind == EXTRA_BOOL)
 			jb_raw(&b, e->value ? "true" : "false");
+		else if (e->kind == EXTRA_STR)
+			jb_qstrn(&b, e->str, EXTRA_STR_MAX);
 		else
 			jb_ll(&b, e->value);
 	}
@@ -281,33 +298,51 @@ static void copy_key(char *dst, const char *src)
 	snprintf(dst, KEY_MAX, "%s", src);
 }
 
-static void set_extra(const char *key, enum extra_kind kind, long long value)
+/* Stores @value and @str (EXTRA_STR only, cut to EXTRA_STR_MAX bytes) in @e. */
+static void fill_extra(struct extra_rec *e, enum extra_kind kind,
+		       long long value, const char *str)
+{
+	size_t i = 0;
+
+	if (str)
+		for (; i < EXTRA_STR_MAX && str[i]; i++)
+			e->str[i] = str[i];
+	e->str[i] = '\0';
+	e->value = value;
+	e->kind = kind;
+}
+
+static void set_extra(const char *key, enum extra_kind kind, long long value,
+		      const char *str)
 {
 	int i;
 
 	for (i = 0; i < g_nextra; i++) {
 		if (strcmp(g_extra[i].key, key) == 0) {
-			g_extra[i].kind = kind;
-			g_extra[i].value = value;
+			fill_extra(&g_extra[i], kind, value, str);
 			return;
 		}
 	}
 	if (g_nextra >= MAX_EXTRA)
 		fail("internal: more than %d extra fields", MAX_EXTRA);
 	copy_key(g_extra[g_nextra].key, key);
-	g_extra[g_nextra].kind = kind;
-	g_extra[g_nextra].value = value;
+	fill_extra(&g_extra[g_nextra], kind, value, str);
 	g_nextra = g_nextra + 1;
 }
 
 void report_extra_int(const char *key, long long value)
 {
-	set_extra(key, EXTRA_INT, value);
+	set_extra(key, EXTRA_INT, value, NULL);
 }
 
 void report_extra_bool(const char *key, bool value)
 {
-	set_extra(key, EXTRA_BOOL, value);
+	set_extra(key, EXTRA_BOOL, value, NULL);
+}
+
+void report_extra_str(const char *key, const char *value)
+{
+	set_extra(key, EXTRA_STR, 0, value);
 }
 
 void report_obs(const char *phase, uint64_t pfn, const struct probe_state *ps)
@@ -368,6 +403,14 @@ noreturn void skip(const char *fmt, ...)
 	finish_fmt("skip", HELPER_EXIT_SKIP, fmt, ap);
 }
 
+noreturn void infra_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	finish_fmt("error", HELPER_EXIT_ERROR, fmt, ap);
+}
+
 noreturn void fail_errnum(const char *op, const char *func, int err)
 {
 	fail("%s: %s: %s", op, func, strerror(err));
@@ -381,6 +424,11 @@ noreturn void fail_errno(const char *op, const char *func)
 noreturn void skip_errnum(const char *op, const char *func, int err)
 {
 	skip("%s: %s: %s", op, func, strerror(err));
+}
+
+noreturn void infra_error_errnum(const char *op, const char *func, int err)
+{
+	infra_error("%s: %s: %s", op, func, strerror(err));
 }
 
 /* Bit 63: page present. Bits 0-54: PFN (zero without CAP_SYS_ADMIN). */
@@ -651,7 +699,8 @@ static long long scan_field(const char *line, const char *key)
 	return v;
 }
 
-long long probe_scan(uint64_t start, uint64_t nr, int idle, long long *valid)
+long long probe_scan(uint64_t start, uint64_t nr, int idle, long long *valid,
+		     long long *below)
 {
 	char cmd[96], line[256];
 	ssize_t n;
@@ -676,6 +725,8 @@ long long probe_scan(uint64_t start, uint64_t nr, int idle, long long *valid)
 	fprintf(stderr, "%s: scan idle=%d: %s", g_helper, idle, line);
 	if (valid)
 		*valid = scan_field(line, " valid=");
+	if (below)
+		*below = scan_field(line, " below_idle=");
 	return scan_field(line, " above_idle=");
 }
 
@@ -1240,7 +1291,7 @@ uint64_t pin_closed_page(const struct mount_target *t, const struct helper_args 
 	report_step("open block device");
 	io->devfd = open(t->dev, O_RDONLY | O_DIRECT | O_CLOEXEC);
 	if (io->devfd < 0)
-		skip("open %s with O_DIRECT: open: %s", t->dev, strerror(errno));
+		infra_error("open %s with O_DIRECT: open: %s", t->dev, strerror(errno));
 
 	f = dax_file_create(args);
 	dax_file_map(&f, DAX_PLACE_ANY);
@@ -1267,10 +1318,13 @@ uint64_t pin_closed_page(const struct mount_target *t, const struct helper_args 
 
 void report_idle_scan(uint64_t start, uint64_t nr)
 {
-	long long valid, above;
+	long long valid, above, below;
 
-	above = probe_scan(start, nr, 1, &valid);
+	above = probe_scan(start, nr, 1, &valid, &below);
 	report_extra_int("scan_valid", valid);
 	report_extra_int("scan_above_1", above);
-	report_extra_int("scan_above_0", probe_scan(start, nr, 0, &valid));
+	report_extra_int("scan_below_1", below);
+	above = probe_scan(start, nr, 0, NULL, &below);
+	report_extra_int("scan_above_0", above);
+	report_extra_int("scan_below_0", below);
 }

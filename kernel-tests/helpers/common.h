@@ -1,10 +1,10 @@
 /*
  * Shared code for the dax-harness C helpers: the command line every helper
- * shares, the one-line JSON report, failure and skip reporting, the timeout,
- * PFN lookup through /proc/self/pagemap, queries to the dax_probe module,
- * creation and mapping of the DAX test file, and the O_DIRECT read from a
- * slow device that pins a page. Probe queries and the report may be used
- * from several threads at once.
+ * shares, the one-line JSON report, failure, skip and error reporting, the
+ * timeout, PFN lookup through /proc/self/pagemap, queries to the dax_probe
+ * module, creation and mapping of the DAX test file, and the O_DIRECT read
+ * from a slow device that pins a page. Probe queries and the report may be
+ * used from several threads at once.
  */
 #ifndef DAX_HELPERS_COMMON_H
 #define DAX_HELPERS_COMMON_H
@@ -21,6 +21,8 @@
 #define HELPER_JSON_VERSION	1
 #define HELPER_EXIT_OK		0
 #define HELPER_EXIT_FAIL	1
+/* The test's environment is broken (not set up by the harness), not the kernel. */
+#define HELPER_EXIT_ERROR	3
 #define HELPER_EXIT_SKIP	4
 #define HELPER_DEFAULT_TIMEOUT	30
 
@@ -96,17 +98,25 @@ void report_set_dax(bool dax);
 /* Sets (or overwrites) a number or boolean in "extra". */
 void report_extra_int(const char *key, long long value);
 void report_extra_bool(const char *key, bool value);
+/* Sets (or overwrites) a string in "extra", cut to its first 200 bytes. */
+void report_extra_str(const char *key, const char *value);
 /* Appends one observation; fails the helper if the list is full. Thread-safe. */
 void report_obs(const char *phase, uint64_t pfn, const struct probe_state *ps);
 
-/* Print the JSON line and exit 0 / 1 / 4. */
+/*
+ * Print the JSON line and exit 0 / 1 / 4 / 3. skip() only when the kernel
+ * provably lacks a feature; infra_error() when the harness did not set up
+ * what the test needs (result "error": neither a kernel fail nor a skip).
+ */
 noreturn void finish_ok(void);
 noreturn void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 noreturn void skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Fail or skip with "<op>: <func>: <strerror(err)>". */
+noreturn void infra_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Fail, skip or error with "<op>: <func>: <strerror(err)>". */
 noreturn void fail_errno(const char *op, const char *func);
 noreturn void fail_errnum(const char *op, const char *func, int err);
 noreturn void skip_errnum(const char *op, const char *func, int err);
+noreturn void infra_error_errnum(const char *op, const char *func, int err);
 
 /*
  * PFNs of @npages pages from @addr via /proc/self/pagemap of the calling
@@ -130,10 +140,12 @@ struct probe_state probe_or_fail(uint64_t pfn);
 struct probe_state observe(const char *phase, uint64_t pfn);
 /*
  * Runs a probe range scan of @nr PFNs from @start and returns how many are
- * above refcount @idle; *valid (if not NULL) gets how many have a struct
- * page. Logs the line to stderr; fails the helper on error. Thread-safe.
+ * above refcount @idle; *valid and *below (each if not NULL) get how many
+ * have a struct page and how many are below @idle (an underflow). Logs the
+ * line to stderr; fails the helper on error. Thread-safe.
  */
-long long probe_scan(uint64_t start, uint64_t nr, int idle, long long *valid);
+long long probe_scan(uint64_t start, uint64_t nr, int idle, long long *valid,
+		     long long *below);
 
 /*
  * The options of a helper that unmounts its test filesystem: --dev (the slow
@@ -164,7 +176,8 @@ void pmem_pfn_range(const char *dev, uint64_t *start, uint64_t *nr);
 /*
  * Scans [start, start + nr) with the probe and reports scan_valid (PFNs with
  * a struct page), scan_above_1 and scan_above_0 (PFNs above each model's
- * idle refcount), for a judge to read the one of its model.
+ * idle refcount) and scan_below_1 and scan_below_0 (below it), for a judge to
+ * read the ones of its model.
  */
 void report_idle_scan(uint64_t start, uint64_t nr);
 
@@ -247,11 +260,11 @@ void *odirect_read_thread(void *arg);
 void odirect_wait_pinned(struct odirect_read *rd, uint64_t pfn, int before);
 /*
  * The start of every "pin, then take the filesystem away" scenario: opens
- * t->dev for O_DIRECT (a SKIP if it cannot), creates, maps and faults the
- * test file (phase "before"; its page must lie in [start, start + nr)),
- * starts the slow read into the page on *tid (phase "pinned"), then unmaps
- * and closes the file so that only the pin holds the page (phase
- * "pinned_closed"). Returns the page's PFN.
+ * t->dev for O_DIRECT (an infra_error() if it cannot: the harness sets up
+ * the slow device), creates, maps and faults the test file (phase "before";
+ * its page must lie in [start, start + nr)), starts the slow read into the
+ * page on *tid (phase "pinned"), then unmaps and closes the file so that
+ * only the pin holds the page (phase "pinned_closed"). Returns the page's PFN.
  */
 uint64_t pin_closed_page(const struct mount_target *t, const struct helper_args *args,
 			 uint64_t start, uint64_t nr, struct odirect_read *io, pthread_t *tid);

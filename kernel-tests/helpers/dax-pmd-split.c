@@ -5,7 +5,7 @@
  * punched page reads as zeroes (the zero page) and its neighbours keep their
  * data and their blocks. The helper reports the pages before the punch, after
  * it, after the refault and after munmap(), plus a probe scan of the whole
- * 2 MiB that counts pages still above the idle refcount.
+ * 2 MiB that counts pages still above (or below) the idle refcount.
  */
 #define _GNU_SOURCE
 #include "common.h"
@@ -95,6 +95,7 @@ int main(int argc, char **argv)
 	struct split_config cfg = { .hole_page = 5 };
 	struct helper_args args = helper_start(argc, argv, &split_cli, &cfg);
 	uint64_t pfns[PMD_PAGES], hole = cfg.hole_page, i, pfn;
+	long long below;
 	bool data_ok = true;
 	struct dax_file f;
 	struct stat st;
@@ -157,8 +158,10 @@ int main(int argc, char **argv)
 	observe("unmapped_prev", pfns[hole - 1]);
 	observe("unmapped_punched", pfns[hole]);
 	/* The helper does not know the model: the judge picks the scan for its idle. */
-	report_extra_int("scan_above_0", probe_scan(pfns[0], PMD_PAGES, 0, NULL));
-	report_extra_int("scan_above_1", probe_scan(pfns[0], PMD_PAGES, 1, NULL));
+	report_extra_int("scan_above_0", probe_scan(pfns[0], PMD_PAGES, 0, NULL, &below));
+	report_extra_int("scan_below_0", below);
+	report_extra_int("scan_above_1", probe_scan(pfns[0], PMD_PAGES, 1, NULL, &below));
+	report_extra_int("scan_below_1", below);
 	dax_file_close(&f);
 	finish_ok();
 }

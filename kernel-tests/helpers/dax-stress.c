@@ -34,6 +34,8 @@ struct stress_config {
 /* Shared between the processes (MAP_SHARED|MAP_ANONYMOUS). */
 struct shared_state {
 	unsigned long long ops[MAX_PROCS][OP_KINDS];
+	/* Pins that happened: ops[][1] counts attempts, even when vmsplice failed. */
+	unsigned long long pins[MAX_PROCS];
 	unsigned long long sigbus[MAX_PROCS];
 	unsigned int npfns;	/* may exceed MAX_PFNS: only the first are kept */
 	uint64_t pfns[MAX_PFNS];
@@ -145,9 +147,14 @@ static void op_map(int fd, uint64_t size, uint64_t *rng, struct shared_state *sh
 				/* vmsplice takes page references that live while the pipe holds them. */
 				if (pipe(pfd) == 0) {
 					if (vmsplice(pfd[1], &iov, 1, 0) > 0) {
+						ssize_t n;
+
 						sleep_ms((unsigned int)(next_rand(rng) % 20));
-						if (read(pfd[0], buf, sizeof(buf)) < 0)
+						n = read(pfd[0], buf, sizeof(buf));
+						if (n < 0)
 							_exit(11);
+						if (n > 0)
+							sh->pins[me]++;
 					}
 					close(pfd[0]);
 					close(pfd[1]);
@@ -205,7 +212,7 @@ int main(int argc, char **argv)
 	struct helper_args args = helper_start(argc, argv, &stress_cli, &cfg);
 	struct dax_file f = dax_file_create(&args);
 	struct shared_state *sh;
-	unsigned long long total[OP_KINDS] = { 0 }, sigbus = 0;
+	unsigned long long total[OP_KINDS] = { 0 }, sigbus = 0, pins = 0;
 	int min_ref = -1, max_ref = -1, checked = 0, not_dax = 0;
 	uint64_t deadline, first_pfn = 0;
 	pid_t pids[MAX_PROCS];
@@ -240,9 +247,11 @@ int main(int argc, char **argv)
 		for (unsigned int k = 0; k < OP_KINDS; k++)
 			total[k] += sh->ops[i][k];
 		sigbus += sh->sigbus[i];
+		pins += sh->pins[i];
 	}
 	report_extra_int("ops_map", (long long)total[0]);
 	report_extra_int("ops_map_pin", (long long)total[1]);
+	report_extra_int("pins_done", (long long)pins);
 	report_extra_int("ops_truncate", (long long)total[2]);
 	report_extra_int("ops_punch", (long long)total[3]);
 	report_extra_int("sigbus", (long long)sigbus);

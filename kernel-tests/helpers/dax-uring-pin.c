@@ -24,15 +24,35 @@ static const struct helper_cli uring_cli = {
 	.default_size = HELPER_PAGE_SIZE,
 };
 
-/* io_uring missing from the kernel, or forbidden (sysctl, seccomp, LSM). */
-static bool uring_unavailable(int err)
+/* 6.6+: 0 allows io_uring, 1 and 2 restrict it to a group or to nobody. */
+#define URING_DISABLED_SYSCTL	"/proc/sys/kernel/io_uring_disabled"
+
+/*
+ * Ends the helper after @func (which made syscall @sys) failed with @err.
+ * ENOSYS proves the kernel has no io_uring: a SKIP. EPERM from the
+ * io_uring_disabled sysctl means the guest was set up wrong: an error; any
+ * other EPERM (seccomp, an LSM) or errno is a FAIL.
+ */
+static noreturn void uring_failed(const char *op, const char *func,
+				  const char *sys, int err)
 {
-	return err == ENOSYS || err == EPERM;
+	char val[32];
+
+	if (err == ENOSYS)
+		skip("the kernel has no io_uring (CONFIG_IO_URING off: %s returned ENOSYS)",
+		     sys);
+	if (err == EPERM && read_sysfs_line(URING_DISABLED_SYSCTL, val, sizeof(val)) &&
+	    strcmp(val, "0") != 0) {
+		fprintf(stderr, "dax-uring-pin: %s: %s: %s; " URING_DISABLED_SYSCTL " is %s\n",
+			op, func, strerror(err), val);
+		infra_error("io_uring is disabled by the kernel.io_uring_disabled sysctl");
+	}
+	fail_errnum(op, func, err);
 }
 
 /*
- * Registers an ordinary anonymous page first. If that fails for a reason
- * other than io_uring being unavailable, the DAX result would mean nothing.
+ * Registers an ordinary anonymous page first: if that fails, the DAX result
+ * would mean nothing.
  */
 static void register_control(struct io_uring *ring)
 {
@@ -50,12 +70,9 @@ static void register_control(struct io_uring *ring)
 	iov.iov_len = HELPER_PAGE_SIZE;
 	ret = io_uring_register_buffers(ring, &iov, 1);
 	report_extra_int("control_ret", ret);
-	if (ret < 0 && uring_unavailable(-ret))
-		skip_errnum("register anonymous control buffer",
-			    "io_uring_register_buffers", -ret);
 	if (ret < 0)
-		fail_errnum("register anonymous control buffer",
-			    "io_uring_register_buffers", -ret);
+		uring_failed("register anonymous control buffer",
+			     "io_uring_register_buffers", "io_uring_register", -ret);
 	ret = io_uring_unregister_buffers(ring);
 	if (ret < 0)
 		fail_errnum("unregister anonymous control buffer",
@@ -76,10 +93,8 @@ int main(int argc, char **argv)
 
 	report_step("set up io_uring");
 	ret = io_uring_queue_init(4, &ring, 0);
-	if (ret < 0 && uring_unavailable(-ret))
-		skip_errnum("set up io_uring", "io_uring_queue_init", -ret);
 	if (ret < 0)
-		fail_errnum("set up io_uring", "io_uring_queue_init", -ret);
+		uring_failed("set up io_uring", "io_uring_queue_init", "io_uring_setup", -ret);
 	register_control(&ring);
 
 	f = dax_file_create(&args);

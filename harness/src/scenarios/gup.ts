@@ -1,6 +1,6 @@
 // Scenarios that drive GUP (get_user_pages/pin_user_pages) on fs-DAX pages through CONFIG_GUP_TEST.
 // A kernel without gup_test is a SKIP: the helper says so and run.ts never calls the judge.
-import { BIN, cmp, eq, idleCheck, obs } from '../checks.js';
+import { BIN, cmp, eq, idleCheck, obs, setup } from '../checks.js';
 import { expectedMapcount, expectedRefcount, type RefcountModel } from '../model.js';
 import { summarizeDaxFaults } from '../trace.js';
 import type { Check, HelperReport, JudgeContext, TestDef } from '../suite.js';
@@ -47,8 +47,8 @@ function faultChecks(r: HelperReport, ctx: JudgeContext): Check[] {
   const pmd = faults('pmd');
   const pte = faults('pte');
   return [
-    flag(r, 'huge_aligned', 'every 2 MiB of the PMD file starts on a 2 MiB-aligned block'),
-    flag(r, 'pfn_contig', 'every 2 MiB of the PMD file is one contiguous run of blocks'),
+    setup(flag(r, 'huge_aligned', 'every 2 MiB of the PMD file starts on a 2 MiB-aligned block')),
+    setup(flag(r, 'pfn_contig', 'every 2 MiB of the PMD file is one contiguous run of blocks')),
     cmp('the PMD file was mapped by PMDs (dax_pmd_fault_done NOPAGE)', (a) => a > 0, '> 0', pmd?.pmdNopage),
     cmp('the PTE file was mapped by PTEs (dax_pte_fault_done)', (a) => a > 0, '> 0', pte?.pteDone),
     eq('the PTE file got no PMD (dax_pmd_fault_done NOPAGE)', 0, pte?.pmdNopage),
@@ -127,6 +127,7 @@ export const TESTS: TestDef[] = [
       "get_user_pages and pin_user_pages (CONFIG_GUP_TEST) over a PMD-mapped and a PTE-mapped DAX file must take every page and leave each at the model's mapped refcount and mapcount afterwards, FOLL_LONGTERM on the PMD mapping must pin nothing (check_vma_flags refuses fsdax) while it pins all of an anonymous control buffer, the FOLL_PIN counters must balance, and the observed pages must be idle after munmap; a kernel without gup_test is a SKIP.",
     argv: (c) => [`${BIN}/dax-gup-pin`, '--file', `${c.mountpoint}/gup-longterm-pmd`, '--timeout', '30'],
     timeoutMs: 45_000,
+    requires: ['CONFIG_GUP_TEST'],
     trace: true,
     judge: judgeGupLongterm,
   },
