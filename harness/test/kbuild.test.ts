@@ -159,6 +159,7 @@ t.test('findBuiltKernel: null until build.json exists, then the cached kernel', 
     buildDir: paths.objDir,
     origin: `build:debian-6.1@99f17f2c0ffe (tinyconfig+dax.config, key ${paths.key})`,
     buildLog: join(paths.outDir, 'build.log'),
+    configPath: join(paths.outDir, 'config'),
   });
   t.equal(findBuiltKernel(input({ cacheDir, treeId: 'a'.repeat(40) })), null, 'other tree content: not that build');
   t.equal(findBuiltKernel(input({ cacheDir, fragmentText: 'CONFIG_X=y\n' })), null, 'other config: not that build');

@@ -174,7 +174,7 @@ function recoveryLine(pfn: number | undefined, dmesg: string[]): Check {
   const want = pfn === undefined ? null : `Memory failure: 0x${pfn.toString(16)}: recovery action for dax page: Recovered`;
   const seenLines = dmesg.filter((l) => l.startsWith('Memory failure: '));
   return {
-    name: 'dmesg: memory_failure() recovered the dax page (recovery action for dax page: Recovered)',
+    name: 'memory_failure() recovered the dax page (dmesg: recovery action for dax page: Recovered)',
     ok: want !== null && dmesg.some((l) => l.trim() === want),
     expected: want ?? 'the line for the poisoned pfn (pfn not observed)',
     actual: seenLines.length > 0 ? seenLines.join(' | ') : 'no memory-failure line',

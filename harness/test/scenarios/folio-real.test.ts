@@ -20,8 +20,11 @@ const runs = readFileSync(join(here, '..', 'fixtures', 'helpers', 'folio-7.2.13-
 const FOLIO = detectRefcountModel(new Set(['vmf_insert_folio_pmd', 'vmf_insert_page_mkwrite', 'dax_folio_reset_order']));
 const LEGACY = detectRefcountModel(new Set(['__put_devmap_managed_page_refs']));
 
-// A check about the trace or dmesg cannot hold without them; nothing else is set aside.
-const traceCheck = (name: string): boolean => /fs_dax:|dump_page|dax_(pmd|pte)_fault_done|dax_load_hole|dax_insert_pfn_mkwrite|NEEDDSYNC|PMD fault|PTE faults|PMDs|PTEs/.test(name);
+// A check about the trace or dmesg cannot hold without them; nor can one on a field the helpers
+// learnt to report after this run (2026-12-03: the probe scan below idle, the stress test's pins
+// that happened). Nothing else is set aside.
+const traceCheck = (name: string): boolean => /fs_dax:|dump_page|dax_(pmd|pte)_fault_done|dax_load_hole|dax_insert_pfn_mkwrite|NEEDDSYNC|PMD fault|PTE faults|PMDs|PTEs|\(dmesg: /.test(name);
+const newerField = (name: string): boolean => /below idle|really pinned/.test(name);
 
 t.test('the 7.2.13 run covers the suite', async (t) => {
   const tested = new Set(runs.map((r) => r.test));
@@ -34,11 +37,11 @@ for (const run of runs) {
   if (!def) continue;
   t.test(`${run.id}: judged as on the kernel, and not as legacy`, async (t) => {
     const ctx = { fs: run.fs, trace: [], dmesg: [] };
-    const folio = def.judge(run.report, FOLIO, ctx).filter((c) => !traceCheck(c.name));
+    const folio = def.judge(run.report, FOLIO, ctx).filter((c) => !traceCheck(c.name) && !newerField(c.name));
     const bad = folio.filter((c) => !c.ok).map((c) => `${c.name}: expected ${c.expected}, got ${c.actual}`);
     t.same(bad, [], 'every check holds under the folio model');
     t.ok(folio.length > 0, `${folio.length} checks`);
-    const legacy = def.judge(run.report, LEGACY, ctx).filter((c) => !traceCheck(c.name));
+    const legacy = def.judge(run.report, LEGACY, ctx).filter((c) => !traceCheck(c.name) && !newerField(c.name));
     const countsAPage = run.report.obs.some((o) => o.zone_device === 1);
     if (countsAPage) t.ok(legacy.some((c) => !c.ok), 'the same numbers fail under the legacy model');
   });

@@ -22,8 +22,10 @@ const LEGACY_REPORTS: Record<Name, string> = {
     '{"helper":"dax-fork","v":1,"result":"ok","reason":"","dax":true,"obs":[{"phase":"parent_shared","pfn":1086079,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"parent_private","pfn":1086081,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"child_shared","pfn":1086079,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"child_private","pfn":1086081,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"child_cow","pfn":19004,"refcount":2,"mapcount":1,"pincount":-1,"zone_device":0,"order":0},{"phase":"child_cow_dax","pfn":1086081,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"exited_shared","pfn":1086079,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"exited_private","pfn":1086081,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"unmapped_shared","pfn":1086079,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"unmapped_private","pfn":1086081,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0}],"extra":{"child_inherited_shared":false,"child_inherited_private":true,"child_shared_same_pfn":true,"child_private_same_pfn":true,"child_read_ok":true,"child_cow_new_pfn":true,"child_cow_write_ok":true,"child_exit_ok":true,"parent_private_intact":true,"file_intact":true}}',
   'mremap-mlock':
     '{"helper":"dax-mremap-mlock","v":1,"result":"ok","reason":"","dax":true,"obs":[{"phase":"mapped","pfn":1088000,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"moved","pfn":1088000,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"mlocked","pfn":1088000,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"munlocked","pfn":1088000,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"unmapped","pfn":1088000,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"unmapped_last","pfn":1089023,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0}],"extra":{"ino":15,"huge_aligned":true,"pfn_contig":true,"moved_present":true,"data_intact_after_move":true,"moved_same_pfn":true,"nr_mlock_delta_locked":0,"vmlck_kb_locked":0,"flags_changed_locked":0,"nr_mlock_delta_unlocked":0,"flags_changed_unlocked":0,"data_intact_after_mlock":true,"nr_mlock_delta_unmapped":0,"flags_changed_unmapped":0}}',
+  // scan_below_0/1 came to the helper after this report was captured; the values are what it
+  // printed for the same scenario on Debian 6.1.0-57 (run 20261203-145110Z, ext4 and xfs: 0 and 0).
   'pmd-split-punch':
-    '{"helper":"dax-pmd-split","v":1,"result":"ok","reason":"","dax":true,"obs":[{"phase":"mapped","pfn":1086976,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"mapped_hole","pfn":1086981,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"punched","pfn":1086981,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"punched_head","pfn":1086976,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"refault_hole","pfn":85776,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":0,"order":0},{"phase":"refault_prev","pfn":1086980,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"refault_next","pfn":1086982,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"unmapped","pfn":1086976,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"unmapped_prev","pfn":1086980,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"unmapped_punched","pfn":1086981,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0}],"extra":{"ino":14,"hole_page":5,"pfn_contig":true,"huge_aligned":true,"present_after_punch":0,"hole_present_after_punch":false,"hole_reads_zero":true,"neighbours_intact":true,"data_intact":true,"hole_same_pfn":false,"neighbours_same_pfn":true,"scan_above_0":512,"scan_above_1":0}}',
+    '{"helper":"dax-pmd-split","v":1,"result":"ok","reason":"","dax":true,"obs":[{"phase":"mapped","pfn":1086976,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"mapped_hole","pfn":1086981,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"punched","pfn":1086981,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"punched_head","pfn":1086976,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"refault_hole","pfn":85776,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":0,"order":0},{"phase":"refault_prev","pfn":1086980,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"refault_next","pfn":1086982,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"unmapped","pfn":1086976,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"unmapped_prev","pfn":1086980,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"unmapped_punched","pfn":1086981,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0}],"extra":{"ino":14,"hole_page":5,"pfn_contig":true,"huge_aligned":true,"present_after_punch":0,"hole_present_after_punch":false,"hole_reads_zero":true,"neighbours_intact":true,"data_intact":true,"hole_same_pfn":false,"neighbours_same_pfn":true,"scan_above_0":512,"scan_above_1":0,"scan_below_1":0,"scan_below_0":0}}',
   'reflink-cow':
     '{"helper":"dax-reflink","v":1,"result":"ok","reason":"","dax":true,"obs":[{"phase":"a_mapped","pfn":1311756,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"b_mapped","pfn":1311756,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"a_cow","pfn":1311772,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"b_after_cow","pfn":1311756,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"a_truncated_cow","pfn":1311772,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"a_truncated_shared","pfn":1311756,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"b_truncated","pfn":1311756,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"unmapped_cow","pfn":1311772,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0},{"phase":"unmapped_shared","pfn":1311756,"refcount":1,"mapcount":0,"pincount":-1,"zone_device":1,"order":0}],"extra":{"read_ok":true,"shared_pfn":true,"mapping_kind_shared":2,"cow_new_pfn":true,"cow_data_ok":true,"mapping_kind_cow":1,"mapping_kind_shared_after_cow":0,"mapping_kind_cow_end":1,"mapping_kind_shared_end":0}}',
   'map-sync':
@@ -156,14 +158,23 @@ function folioReport(name: Name): HelperReport {
   return { ...r, obs, extra };
 }
 
-/** The real report as a 6.1 without its two page->mapping defects would print it (reflink-cow only). */
+/** The real report as a 6.1 without its two page->mapping defects would print it (reflink-cow
+ *  only): the clone's page keeps its PAGE_MAPPING_DAX_COW share tag, the freed CoW page has none. */
 function legacyPassing(name: Name): HelperReport {
   const r = legacyReport(name);
-  return name === 'reflink-cow' ? { ...r, extra: { ...r.extra, mapping_kind_shared_after_cow: 2, mapping_kind_cow_end: 0 } } : r;
+  return name === 'reflink-cow' ? { ...r, extra: { ...r.extra, mapping_kind_shared_after_cow: 1, mapping_kind_cow_end: 0 } } : r;
 }
 
-function judge(name: Name, r: HelperReport, m: RefcountModel, trace: DaxTraceEvent[] = TRACES[name] ?? []): Check[] {
-  return def(name).judge(r, m, { fs: name === 'reflink-cow' ? 'xfs' : 'ext4', trace, dmesg: [] });
+// The kernel log lines 6.1 printed in poison-hwpoison's window for the report's PFN (0x1092a1).
+const POISON_DMESG = [
+  'Injecting memory failure for pfn 0x1092a1 at process virtual address 0x7f61d4e02000',
+  'Memory failure: 0x1092a1: Sending SIGBUS to dax-poison:282 due to hardware memory corruption',
+  'Memory failure: 0x1092a1: recovery action for dax page: Recovered',
+];
+const DMESG: Partial<Record<Name, string[]>> = { 'poison-hwpoison': POISON_DMESG };
+
+function judge(name: Name, r: HelperReport, m: RefcountModel, trace: DaxTraceEvent[] = TRACES[name] ?? [], dmesg: string[] = DMESG[name] ?? []): Check[] {
+  return def(name).judge(r, m, { fs: name === 'reflink-cow' ? 'xfs' : 'ext4', trace, dmesg });
 }
 
 function failed(checks: Check[]): Check[] {
@@ -171,8 +182,8 @@ function failed(checks: Check[]): Check[] {
 }
 
 /** The names of the failed checks. */
-function failures(name: Name, r: HelperReport, m: RefcountModel, trace?: DaxTraceEvent[]): string[] {
-  return failed(judge(name, r, m, trace)).map((c) => c.name);
+function failures(name: Name, r: HelperReport, m: RefcountModel, trace?: DaxTraceEvent[], dmesg?: string[]): string[] {
+  return failed(judge(name, r, m, trace, dmesg)).map((c) => c.name);
 }
 
 function withObs(r: HelperReport, phase: string, patch: Partial<HelperObs>): HelperReport {
@@ -268,11 +279,16 @@ t.test('mremap-mlock: specific failures', async (t) => {
   const otherFile = TRACES[n]?.map((e) => ({ ...e, ino: 99 })) ?? [];
   t.same(failures(n, legacyReport(n), LEGACY, otherFile), noPmd, "another file's faults do not count");
 
-  // Blocks not 2 MiB-aligned: PTE faults are expected instead, and the PMD move is not asserted.
+  // Blocks not 2 MiB-aligned: the PMD move cannot be tested. That is the set-up's failure (an
+  // infrastructure error in run.ts), never a pass on the PTE fallback.
   const unaligned = withExtra(legacyReport(n), { huge_aligned: false, moved_present: false });
   const fallback = parseDaxTrace(TRACE_MAP_SYNC).map((e) => ({ ...e, ino: 15 }));
-  t.same(failures(n, unaligned, LEGACY, fallback), []);
-  t.same(failures(n, unaligned, LEGACY, []), ['blocks not 2 MiB-aligned: the PMD fault falls back to PTEs']);
+  const checks = judge(n, unaligned, LEGACY, fallback);
+  t.same(failed(checks).map((c) => [c.name, c.setup === true]), [
+    ['the file sits on 2 MiB-aligned blocks (huge_aligned)', true],
+    ['the file was mapped by PMDs before the move (dax_pmd_fault_done NOPAGE)', false],
+    ['mremap carried the PMD to the new address (no refault) (moved_present)', false],
+  ], 'unaligned blocks fail the set-up check, and the PMD checks are not waved through');
 });
 
 t.test('pmd-split-punch: specific failures', async (t) => {
@@ -299,6 +315,8 @@ t.test('pmd-split-punch: specific failures', async (t) => {
     'the refault after the punch used PTEs (dax_pte_fault_done after the PMD fault)',
   ]);
   t.same(failures(n, withExtra(legacyReport(n), { huge_aligned: false }), LEGACY), ['the first 2 MiB sits on a 2 MiB-aligned extent (huge_aligned)']);
+  t.ok(judge(n, withExtra(legacyReport(n), { huge_aligned: false }), LEGACY).find((c) => !c.ok)?.setup, 'a set-up check: the test could not run as designed');
+  t.same(failures(n, withExtra(legacyReport(n), { scan_below_1: 1 }), LEGACY), ['no page of the 2 MiB below idle after munmap (probe scan, idle 1)'], 'a page dropped below idle is caught');
 });
 
 t.test('reflink-cow: the real 6.1 report and specific failures', async (t) => {
@@ -352,6 +370,10 @@ t.test('poison-hwpoison: specific failures', async (t) => {
     'unmapped: refcount back to idle (legacy model)',
   ], 'an offset that stays poisoned after the punch is caught');
   t.same(failures(n, withObs(folioReport(n), 'poisoned', { refcount: 1 }), FOLIO), ['poisoned: refcount back to idle (folio model)'], 'memory_failure must drop the mapping reference');
+  const recovery = 'memory_failure() recovered the dax page (dmesg: recovery action for dax page: Recovered)';
+  t.same(failures(n, r, LEGACY, [], []), [recovery], 'the recovery line the test claims must be in its window');
+  t.same(failures(n, r, LEGACY, [], POISON_DMESG.map((l) => l.replace('Recovered', 'Failed'))), [recovery], 'a failed recovery is not it');
+  t.same(failures(n, r, LEGACY, [], POISON_DMESG.map((l) => l.replace(/0x1092a1/g, '0x1092a2'))), [recovery], "another page's recovery is not it");
 });
 
 t.test('poison-hwpoison: dmesg allow-list', async (t) => {
@@ -368,6 +390,8 @@ t.test('poison-hwpoison: dmesg allow-list', async (t) => {
   t.same(scanDmesg(parseDmesg(failedRecovery), { allow }).map((f) => f.kind), ['memory-failure'], 'a failed recovery still fails the test');
   const otherPage = `${seen}\n[   12.601571] Memory failure: 0x1092a2: recovery action for dax page: Failed`;
   t.equal(scanDmesg(parseDmesg(otherPage), { allow }).length, 1, 'a failure of another page is not covered by this one');
+  const killed = `${seen}\n[   12.501572] Memory failure: 0x1092a1: forcibly killing dax-poison:282 because of failure to unmap corrupted page`;
+  t.same(scanDmesg(parseDmesg(killed), { allow }).map((f) => f.kind), ['memory-failure'], '"forcibly killing" joined to the allowed lines is still reported');
   const warn = `${seen}\n[   12.7] ------------[ cut here ]------------\n[   12.7] WARNING: CPU: 0 PID: 282 at fs/dax.c:380 dax_insert_entry+0x227/0x320\n[   12.7] ---[ end trace 0000000000000000 ]---`;
   t.same(scanDmesg(parseDmesg(warn), { allow }).map((f) => f.kind), ['warning'], 'a WARN is never allowed');
 });
