@@ -62,7 +62,8 @@ t.test('the fast suite on a kernel built from debian-6.1 (tinyconfig + dax.confi
   t.ok(existsSync(join(dir, 'build.log')), 'the build log is kept with the run');
   t.equal(run.model.name, 'legacy', 'detected as the legacy model from its symbols');
   const recs = records(dir);
-  t.equal(recs.length, 2 * FAST_TESTS.length, 'every fast test on both filesystems');
+  t.equal(recs.length, 2 * FAST_TESTS.length + 1, 'every fast test on both filesystems, and the kernel log outside the tests');
+  t.equal(recs.at(-1)?.id, 'all-kernel-log');
   const notPassed = recs.filter((x) => x.outcome !== 'pass');
   t.same(notPassed.map((x) => `${x.id}: ${x.outcome} ${x.reason}`), [], 'every fast test passes on the clean built kernel (GUP_TEST is there: nothing skips)');
   t.equal(r.exitCode, 0, 'exit 0');
