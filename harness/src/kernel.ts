@@ -98,7 +98,9 @@ export async function fetchDistroKernel(cacheDir: string, release: string, log: 
   const deb = await downloadDeb(`linux-image-${release}`, tmp, {
     hint: 'check that apt can reach the Debian mirror (`apt-get update`), or that the release exists (`apt-cache policy linux-image-amd64`)',
     timeoutMs: 600_000,
-    updateOnFailure: false,
+    // A release given with --distro-release skipped the package-list check of
+    // resolveDistroRelease: a fresh machine may have no lists yet.
+    updateOnFailure: true,
   });
   const root = join(tmp, 'root');
   await runChecked({ argv: ['dpkg-deb', '-x', join(tmp, deb), root], timeoutMs: 300_000 }, 'unpacking the kernel package');
