@@ -144,9 +144,15 @@ function describeFinding(f: { kind: string; function: string | null; file: strin
   return `${f.kind}${f.function ? ` in ${f.function}` : ''}${f.file ? ` (${f.file})` : ''}`;
 }
 
+// __FILE__ is relative to the build: an out-of-tree (O=) build prints
+// "../../src/debian-6.1/fs/dax.c:398" where a distro build prints "fs/dax.c:398".
+function sameSite(printed: string | null, listed: string): boolean {
+  return printed !== null && (printed === listed || printed.endsWith(`/${listed}`));
+}
+
 function findingMatches(f: FailureEvidence['findings'][number], d: DmesgSignature): boolean {
   const fns = Array.isArray(d.function) ? d.function : [d.function];
-  return f.kind === d.kind && f.function !== null && fns.includes(f.function) && (d.file === undefined || f.file === d.file);
+  return f.kind === d.kind && f.function !== null && fns.includes(f.function) && (d.file === undefined || sameSite(f.file, d.file));
 }
 
 /** Returns why the evidence does not look like the signature, or null if it does. */

@@ -93,6 +93,8 @@ t.test('signatures: a known failure matches only on its own positive evidence', 
   t.match(m(ev({ findings: [{ kind: 'bad-page', function: null, file: null }] }))?.mismatch, /other dmesg findings: bad-page/);
   t.match(m(ev({ findings: [{ kind: 'warning', function: 'dax_insert_entry', file: 'fs/dax.c:380' }] }))?.mismatch, /other dmesg findings: warning in dax_insert_entry \(fs\/dax\.c:380\)/, 'a WARNING in another function is not the known one');
   t.match(m(ev({ findings: [{ kind: 'warning', function: 'dax_disassociate_entry', file: 'fs/dax.c:404' }] }))?.mismatch, /other dmesg findings/, 'nor one at another line');
+  t.equal(m(ev({ findings: [{ kind: 'warning', function: 'dax_disassociate_entry', file: '../../src/debian-6.1/fs/dax.c:398' }] }))?.mismatch, null, 'an out-of-tree build prints the path from its object directory: the same site');
+  t.match(m(ev({ findings: [{ kind: 'warning', function: 'dax_disassociate_entry', file: '../../src/debian-6.1/xfs/dax.c:398' }] }))?.mismatch, /other dmesg findings/, 'a path that only ends alike is not the same file');
   t.match(m(ev({ taintAfter: 4096 + 512 + 128 }))?.mismatch, /other taint: D/, 'an Oops on top is new');
   t.match(m(ev({ outcome: 'timeout' }))?.mismatch, /outcome timeout, expected fail/);
   t.match(m(ev({ outcome: 'crash', reported: false }))?.mismatch, /outcome crash/, 'a crash is never the known failure unless the entry says so');
