@@ -1,5 +1,6 @@
 // What a series changed: the same suite's records on the base and on the series, point by
 // point, and the tables a kernel developer reads (pure).
+import { describeFinding } from './dmesg.js';
 import { isKernelFailure, type Outcome, type TestRecord } from './run.js';
 
 export type Change = 'fixed' | 'new failure' | 'changed failure' | 'still failing' | 'now skipped' | 'passing' | 'not compared';
@@ -31,7 +32,7 @@ export function failureFingerprint(r: TestRecord): string {
     `outcome ${r.knownAs ?? r.outcome}`,
     ...r.checks.filter((c) => !c.ok).map((c) => `check ${mask(c.name)}`).sort(),
     ...(r.report?.result === 'fail' ? [`helper ${mask(r.report.reason)}`] : []),
-    ...[...new Set(r.findings.map((f) => `dmesg ${f.kind}${f.function ? ` in ${f.function}` : ''}${f.file ? ` (${f.file})` : ''}`))].sort(),
+    ...[...new Set(r.findings.map((f) => `dmesg ${describeFinding(f)}`))].sort(),
   ];
   return parts.join('; ');
 }

@@ -605,3 +605,13 @@ const FAILURE_TAINT_BITS: ReadonlySet<number> = new Set([4, 5, 7, 9, 14]);
 export function isFailureTaint(bit: number): boolean {
   return FAILURE_TAINT_BITS.has(bit);
 }
+
+/** Returns the failure taint flags set in `after` that were not set in `before`. */
+export function failureTaintDelta(before: number, after: number): TaintFlag[] {
+  return taintDelta(before, after).filter((f) => isFailureTaint(f.bit));
+}
+
+/** Returns a finding in words: "warning in dax_disassociate_entry (fs/dax.c:398)". */
+export function describeFinding(f: { kind: string; function: string | null; file: string | null }): string {
+  return `${f.kind}${f.function ? ` in ${f.function}` : ''}${f.file ? ` (${f.file})` : ''}`;
+}

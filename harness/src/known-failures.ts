@@ -3,7 +3,7 @@
 // kernels it applies to, the reason and the evidence (a run directory or a link).
 import { readFileSync } from 'node:fs';
 import { HarnessError } from './errors.js';
-import { isFailureTaint, taintDelta } from './dmesg.js';
+import { describeFinding, failureTaintDelta } from './dmesg.js';
 
 /** A dmesg incident a known failure brings: its kind and where in the kernel it happened. */
 export interface DmesgSignature {
@@ -140,10 +140,6 @@ export function loadKnownFailures(path: string): KnownFailure[] {
   return parseKnownFailures(text, path);
 }
 
-function describeFinding(f: { kind: string; function: string | null; file: string | null }): string {
-  return `${f.kind}${f.function ? ` in ${f.function}` : ''}${f.file ? ` (${f.file})` : ''}`;
-}
-
 // __FILE__ is relative to the build: an out-of-tree (O=) build prints
 // "../../src/debian-6.1/fs/dax.c:398" where a distro build prints "fs/dax.c:398".
 function sameSite(printed: string | null, listed: string): boolean {
@@ -176,7 +172,7 @@ export function mismatchSignature(sig: FailureSignature, e: FailureEvidence): st
   const absent = known.filter((d) => d.required && !e.findings.some((f) => findingMatches(f, d)));
   if (absent.length > 0) return `the known dmesg incident is missing: ${absent.map((d) => describeFinding({ kind: d.kind, function: [d.function].flat().join(' or '), file: d.file ?? null })).join(', ')}`;
   if (e.taintBefore !== null && e.taintAfter !== null) {
-    const letters = taintDelta(e.taintBefore, e.taintAfter).filter((f) => isFailureTaint(f.bit)).map((f) => f.letter);
+    const letters = failureTaintDelta(e.taintBefore, e.taintAfter).map((f) => f.letter);
     const extra = letters.filter((l) => !(sig.taint ?? []).includes(l));
     if (extra.length > 0) return `other taint: ${extra.join(', ')}`;
   }

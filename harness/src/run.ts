@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { buildHelpers, buildProbe } from './artifacts.js';
 import { checkSshPortFree, type Guest } from './boot.js';
 import type { HarnessConfig } from './config.js';
-import { isFailureTaint, parseDmesg, scanDmesg, sliceBetweenMarkers, taintDelta, type DmesgFinding } from './dmesg.js';
+import { describeFinding, failureTaintDelta, parseDmesg, scanDmesg, sliceBetweenMarkers, type DmesgFinding } from './dmesg.js';
 import { describeStretch, scanOutsideWindows, type OutsideFinding, type OutsideTaint } from './boot-log.js';
 import { parseKconfig, type KconfigValues } from './kconfig.js';
 import { SLOW_DEV } from './checks.js';
@@ -241,7 +241,7 @@ export async function runOneTest(guest: Guest, t: TestDef, m: MountedFs, model: 
     return { ...rec, outcome: 'error', reason: `infrastructure: the kernel log has no "dax-harness: ${window === null ? 'BEGIN' : 'END'} ${id}" marker, so the test's dmesg window is unknown (the log was cut or a /dev/kmsg write was lost)` };
   }
   const findings = scanDmesg(window, { allow: t.allowDmesg });
-  const newTaint = taintDelta(taintBefore, taintAfter).filter((f) => isFailureTaint(f.bit));
+  const newTaint = failureTaintDelta(taintBefore, taintAfter);
   rec.findings = findings.map(recordFinding);
   rec.dmesgExcerpt = res.timedOut ? [...stacks, ...window.map((l) => l.raw).slice(-200)] : findingsText(findings);
   const problems: string[] = [];
@@ -302,7 +302,7 @@ function tapDiag(rec: TestRecord, model: RefcountModel | null): Record<string, Y
     d.observed = rec.report.obs.map((o) => `${o.phase}: pfn=0x${o.pfn.toString(16)} refcount=${o.refcount} mapcount=${o.mapcount} zone_device=${o.zone_device}`);
   }
   if (rec.report && Object.keys(rec.report.extra).length > 0) d.extra = rec.report.extra as Record<string, YamlValue>;
-  if (rec.findings.length > 0) d.findings = rec.findings.map((f) => `${f.kind}${f.function ? ` in ${f.function}` : ''}${f.file ? ` (${f.file})` : ''}`);
+  if (rec.findings.length > 0) d.findings = rec.findings.map(describeFinding);
   if (rec.taintBefore !== rec.taintAfter) d.taint = `${rec.taintBefore} -> ${rec.taintAfter}`;
   // Tries lost to infrastructure trouble stay on the record: dashboards count them as flakes.
   if (rec.attempts.length > 1) d.attempts = rec.attempts.map((a) => ({ attempt: a.attempt, boot: a.boot, outcome: a.outcome, reason: a.reason }));
@@ -496,7 +496,7 @@ export async function runSuite(
   // The taint mask as the last test of the current boot left it: a failure bit set between two
   // tests (or during set-up) belongs to no test, and is judged with the kernel log.
   let lastTaint: { boot: number; mask: number; after: string | null } | null = null;
-  const failureLetters = (before: number, after: number): string[] => taintDelta(before, after).filter((f) => isFailureTaint(f.bit)).map((f) => f.letter);
+  const failureLetters = (before: number, after: number): string[] => failureTaintDelta(before, after).map((f) => f.letter);
   const noteTaint = (boot: number, mask: number, before: string): void => {
     if (lastTaint?.boot !== boot) {
       const atSetup = session.current?.taintAtSetup ?? 0;
