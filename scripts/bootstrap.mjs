@@ -28,10 +28,12 @@ if (!existsSync(marker) || statSync(marker).mtimeMs < statSync(lock).mtimeMs) {
 run([process.execPath, join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')]);
 
 if (args.has('--test')) {
-  // The SSH target is tested against a real OpenSSH server on 127.0.0.1.
+  // The SSH target is tested against a real OpenSSH server on 127.0.0.1, and the dashboard
+  // in Debian's headless Chromium.
   const need = [
     ['/usr/sbin/sshd', 'openssh-server'],
     ['/usr/bin/ssh-keygen', 'openssh-client'],
+    ['/usr/bin/chromium', 'chromium'],
   ].filter(([p]) => !existsSync(p));
   if (need.length > 0) {
     const pkgs = need.map(([, p]) => p);

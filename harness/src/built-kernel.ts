@@ -2,14 +2,14 @@
 // (prepareSource), then any commit of it (the base, a prefix of the series, the head, a
 // mutant) built into a cached kernel with its probe module (buildCommit).
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buildProbe, probePath } from './artifacts.js';
 import type { BuildSpec } from './config.js';
 import { HarnessError } from './errors.js';
 import { findBuiltKernel, planKbuildPaths, readToolchain, runKbuild, type KbuildInput } from './kbuild.js';
-import type { KernelSpec } from './kernel.js';
-import type { Patch } from './series.js';
+import type { KernelSource, KernelSpec } from './kernel.js';
+import { patchsetHash, type Patch } from './series.js';
 import { applySeriesAt, checkoutCommit, DEBIAN_TREE, prepareTree, resolveBase, treeIdOf, type AppliedSeries, type TreeCheckout } from './tree.js';
 
 /** Returns true if a process with this pid exists (signal 0 probes without sending). */
@@ -81,6 +81,28 @@ export interface BuiltCommit {
   buildMs: number;
 }
 
+/** Returns the kernel line of a tree: its name without the path, URL and .git around it. */
+export function treeLine(tree: string): string {
+  return basename(tree.replace(/\/+$/, '')).replace(/\.git$/, '') || tree;
+}
+
+/** Returns where a commit of the session comes from: the tree, the base and the patches of the
+ *  series that lie under the commit (none for the base itself). */
+export function planKernelSource(s: Pick<SourceSession, 'spec' | 'applied'>, commit: string, buildKey: string): KernelSource {
+  const upTo = s.applied.commits.findIndex((c) => c.commit === commit);
+  const patches = upTo < 0 ? [] : s.applied.commits.slice(0, upTo + 1).map((c) => c.patch);
+  return {
+    // A build is its own line: Debian's package of the same version has another config.
+    line: `build:${treeLine(s.spec.tree)}`,
+    tree: s.spec.tree,
+    commit,
+    base: s.applied.base,
+    buildKey,
+    config: `${s.spec.baseConfig}+${basename(s.spec.fragmentPath)}`,
+    series: patches.length === 0 ? null : { hash: patchsetHash(patches), patches: patches.map((p) => ({ subject: p.subject, messageId: p.messageId })) },
+  };
+}
+
 /** Builds one commit of the session's checkout (or reuses its cached build) and its probe. */
 export async function buildCommit(s: SourceSession, commit: string, repoDir: string, cacheDir: string, log: (m: string) => void): Promise<BuiltCommit> {
   const input: KbuildInput = {
@@ -94,10 +116,11 @@ export async function buildCommit(s: SourceSession, commit: string, repoDir: str
     jobs: s.spec.jobs,
     toolchain: await readToolchain(),
   };
+  const source = planKernelSource(s, commit, planKbuildPaths(input).key);
   const cached = findBuiltKernel(input);
   if (cached && existsSync(probePath(repoDir, cacheDir, cached))) {
     log(`kernel ${cached.release} for ${commit.slice(0, 12)} reused from ${planKbuildPaths(input).outDir}`);
-    return { kernel: cached, reused: true, buildMs: 0 };
+    return { kernel: { ...cached, source }, reused: true, buildMs: 0 };
   }
   // The probe is compiled against the object directory, which must hold this very commit:
   // without a cached probe the build is redone (incremental, ccache) before compiling it.
@@ -106,6 +129,6 @@ export async function buildCommit(s: SourceSession, commit: string, repoDir: str
     await checkoutCommit(s.tree, commit);
     const b = await runKbuild(input, log);
     await buildProbe(repoDir, cacheDir, b.spec);
-    return { kernel: b.spec, reused: false, buildMs: b.buildMs };
+    return { kernel: { ...b.spec, source }, reused: false, buildMs: b.buildMs };
   });
 }

@@ -8,6 +8,7 @@ import { checkRequirements, formatDoctor, planRequirements } from './prereqs.js'
 import { formatDryRun, runExec, runSuite } from './run.js';
 import { SUITE } from './suite.js';
 import { runBaseline, runMutate } from './campaign.js';
+import { runReportCommand } from './report/report-command.js';
 
 const repoDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -50,6 +51,9 @@ async function main(): Promise<number> {
     }
     case 'mutate':
       return await runMutate(cfg, (line) => process.stdout.write(`${line}\n`), log);
+    case 'report':
+      for (const line of await runReportCommand(cfg.report, cfg.resultsDir, log)) process.stdout.write(`${line}\n`);
+      return 0;
   }
 }
 

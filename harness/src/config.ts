@@ -11,7 +11,7 @@ import { selectTests, type TestDef } from './suite.js';
 import { parseSeries, type Patch } from './series.js';
 import { availableParallelism } from 'node:os';
 
-export type Command = 'run' | 'exec' | 'doctor' | 'list' | 'help' | 'mutate';
+export type Command = 'run' | 'exec' | 'doctor' | 'list' | 'help' | 'mutate' | 'report';
 
 /** A kernel the harness builds: a tree, a base, a series, a config. */
 export interface BuildSpec {
@@ -59,6 +59,18 @@ export interface HarnessConfig {
   knownFailuresPath: string;
   /** For exec: the command to run in the guest. */
   execArgv: string[];
+  /** For report: the run directories (empty: every run under resultsDir) and what to write. */
+  report: ReportConfig;
+}
+
+export interface ReportConfig {
+  runs: string[];
+  /** The Allure report's directory (null: no dashboard, only the exports asked for). */
+  outDir: string | null;
+  junit: string | null;
+  kcidb: string | null;
+  /** KCIDB origin: the name this CI submits under. */
+  origin: string;
 }
 
 export const USAGE = `usage: dax-harness <command> [options]
@@ -72,6 +84,16 @@ commands:
   list      list the tests with what each checks
   mutate    build the tree once per patch in kernel-tests/mutants/ (each a deliberate refcount
             bug), run the suite on each, print which tests killed it (exit 1 if one survived)
+  report    dax-harness report [RUN_DIR...] [--out DIR] [--junit FILE] [--kcidb FILE]
+            an Allure dashboard of the runs (default: every run under --results) with history,
+            flakiness and new failures kept in DIR between calls (default: results/report);
+            --junit and --kcidb write JUnit XML and KCIDB v5 JSON of the same runs
+
+report options:
+  --out DIR              the Allure report directory (default: <results>/report)
+  --junit FILE           JUnit XML of the runs (each run directory also has its own junit.xml)
+  --kcidb FILE           KCIDB v5 JSON of the runs, for KernelCI
+  --origin NAME          the KCIDB origin to submit under (default: daxharness)
 
 run options:
   --kernel PATH          a bzImage to test instead of Debian's packaged 6.1 kernel
@@ -174,6 +196,10 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
         'dry-run': { type: 'boolean', default: false },
         verbose: { type: 'boolean', short: 'v', default: false },
         help: { type: 'boolean', short: 'h', default: false },
+        out: { type: 'string' },
+        junit: { type: 'string' },
+        kcidb: { type: 'string' },
+        origin: { type: 'string' },
       },
     });
   } catch (err) {
@@ -181,14 +207,19 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
   }
   const { values: o, positionals } = parsed;
   const cmd = o.help ? 'help' : (positionals[0] ?? 'run');
-  if (!['run', 'exec', 'doctor', 'list', 'help', 'mutate'].includes(cmd)) {
-    throw new HarnessError('config', `unknown command "${cmd}"`, { hint: 'commands are run, exec, doctor, list, mutate, help' });
+  if (!['run', 'exec', 'doctor', 'list', 'help', 'mutate', 'report'].includes(cmd)) {
+    throw new HarnessError('config', `unknown command "${cmd}"`, { hint: 'commands are run, exec, doctor, list, mutate, report, help' });
+  }
+  const reportOnly = (['out', 'junit', 'kcidb', 'origin'] as const).filter((k) => o[k] !== undefined);
+  if (cmd !== 'report' && reportOnly.length > 0) throw new HarnessError('config', `--${reportOnly[0]} belongs to the report command`, { hint: 'dax-harness report [RUN_DIR...] --out DIR' });
+  if (o.origin !== undefined && !/^[a-z0-9_]+$/.test(o.origin)) {
+    throw new HarnessError('config', `--origin ${o.origin}: KCIDB origins are lower-case letters, digits and _`, { hint: 'e.g. --origin my_lab' });
   }
   const execArgv = cmd === 'exec' ? positionals.slice(1) : [];
   if (cmd === 'exec' && execArgv.length === 0) {
     throw new HarnessError('config', 'exec needs a command', { hint: 'e.g. dax-harness exec -- /opt/dax/bin/dax-fault --file /mnt/xfs/f --size 2m --align 2m' });
   }
-  if (cmd !== 'exec' && positionals.length > 1) throw new HarnessError('config', `unexpected argument "${positionals[1]}"`, { hint: 'see `dax-harness help`' });
+  if (cmd !== 'exec' && cmd !== 'report' && positionals.length > 1) throw new HarnessError('config', `unexpected argument "${positionals[1]}"`, { hint: 'see `dax-harness help`' });
   if (o.accel !== 'tcg' && o.accel !== 'kvm') throw new HarnessError('config', `--accel ${o.accel}: must be tcg or kvm`, { hint: 'use --accel tcg, or --accel kvm where /dev/kvm exists' });
   if (o.accel === 'kvm' && !existsSync('/dev/kvm')) throw new HarnessError('config', '--accel kvm: /dev/kvm does not exist', { hint: 'use --accel tcg' });
   const fss = list(o.fs);
@@ -240,6 +271,14 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
     verbose: o.verbose ?? false,
     execArgv,
     knownFailuresPath: resolve(cwd, o['known-failures'] ?? join(repoDir, 'kernel-tests', 'known-failures.json')),
+    report: Object.freeze({
+      runs: cmd === 'report' ? positionals.slice(1).map((d) => resolve(cwd, d)) : [],
+      // Without an export asked for, the dashboard is what report makes.
+      outDir: o.out !== undefined || (o.junit === undefined && o.kcidb === undefined) ? resolve(cwd, o.out ?? join(o.results ?? join(repoDir, 'results'), 'report')) : null,
+      junit: o.junit === undefined ? null : resolve(cwd, o.junit),
+      kcidb: o.kcidb === undefined ? null : resolve(cwd, o.kcidb),
+      origin: o.origin ?? 'daxharness',
+    }),
   });
 }
 

@@ -21,6 +21,38 @@ export interface KernelSpec {
   configPath: string | null;
   /** The Debian package version (e.g. 6.1.192-3), for a packaged kernel. */
   packageVersion?: string;
+  /** Where its code came from, for run.json and the exports. */
+  source?: KernelSource;
+}
+
+/** Where a kernel's code came from: what KCIDB calls the checkout and the build. */
+export interface KernelSource {
+  /** The kernel line runs are compared along, night after night: debian-6.1, or the tree's name. */
+  line: string;
+  /** The tree's name (a path, URL or debian-6.1); null for a packaged kernel. */
+  tree: string | null;
+  /** The built commit (full hash); null for a packaged kernel. */
+  commit: string | null;
+  /** The commit the series was applied on. */
+  base: string | null;
+  /** The build cache key (content of tree, config and toolchain). */
+  buildKey: string | null;
+  /** How it was configured: `debian` for Debian's package, `tinyconfig+dax.config` for a build. */
+  config: string;
+  /** The series applied up to this commit (none: the base itself). */
+  series: SeriesSource | null;
+}
+
+export interface SeriesSource {
+  /** KCIDB's patchset hash: sha256 over the newline-terminated sha256 of each patch, in order. */
+  hash: string;
+  patches: { subject: string; messageId: string | null }[];
+}
+
+/** Returns the kernel line of a release: debian-6.1 for 6.1.0-57-amd64. */
+export function debianLineOf(release: string): string {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  return m ? `debian-${m[1]}.${m[2]}` : `debian-${release}`;
 }
 
 // Debian's meta package that always depends on the current 6.1 ABI.
@@ -90,6 +122,7 @@ export async function fetchDistroKernel(cacheDir: string, release: string, log: 
     buildDir: distroHeadersDir(release),
     origin: `debian:linux-image-${release}`,
     configPath: join(dir, 'boot', `config-${release}`),
+    source: { line: debianLineOf(release), tree: null, commit: null, base: null, buildKey: null, config: 'debian', series: null },
   };
   if (existsSync(done)) return withPackageVersion(spec, readFileSync(done, 'utf8'));
 
@@ -149,5 +182,14 @@ export function userKernel(bzImage: string, modulesDir: string | undefined, buil
   }
   const bd = buildDir ?? (existsSync(join(modulesDir, 'build', 'Makefile')) ? join(modulesDir, 'build') : null);
   const config = bd && existsSync(join(bd, '.config')) ? join(bd, '.config') : null;
-  return { release, bzImage, modulesRoot: join(libModules, '..', '..'), buildDir: bd, origin: `path:${bzImage}`, configPath: config };
+  const line = `custom-${/^\d+\.\d+/.exec(release)?.[0] ?? release}`;
+  return {
+    release,
+    bzImage,
+    modulesRoot: join(libModules, '..', '..'),
+    buildDir: bd,
+    origin: `path:${bzImage}`,
+    configPath: config,
+    source: { line, tree: null, commit: null, base: null, buildKey: null, config: config ? 'given' : 'unknown', series: null },
+  };
 }

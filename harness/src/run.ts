@@ -27,6 +27,8 @@ import { parseHelperReport, type Check, type HelperReport, type TestDef } from '
 import { TapWriter, type YamlValue } from './tap.js';
 import { parseDaxTrace, planTraceStart, planTraceStop } from './trace.js';
 import { loadKnownFailures, matchKnownFailure, type FailureEvidence } from './known-failures.js';
+import { parseRunRecords } from './report/run-records.js';
+import { formatJunit } from './report/junit.js';
 
 // xfail: a kernel failure the known-failure list explains; shown as TAP TODO, never as a pass.
 export type Outcome = 'pass' | 'fail' | 'skip' | 'timeout' | 'crash' | 'error' | 'xfail';
@@ -68,6 +70,8 @@ export interface TestRecord {
   attempts: Attempt[];
   /** For an expected failure (xfail): the outcome the kernel's failure had. */
   knownAs?: Outcome;
+  /** For an expected failure: the known-failure entry that explains it. */
+  known?: { reason: string; evidence: string };
 }
 
 /** An infrastructure event of a run: on the record in TAP, tests.jsonl, run.json and stderr. */
@@ -431,7 +435,16 @@ export async function runSuite(
   const runJson: Record<string, unknown> = {
     runId: store.dir.split('/').pop(),
     startedAt: new Date().toISOString(),
-    kernel: { release: prepared.kernel.release, origin: prepared.kernel.origin, bzImage: prepared.kernel.bzImage, packageVersion: prepared.kernel.packageVersion ?? null, config: features.config ? features.source : null },
+    kernel: {
+      release: prepared.kernel.release,
+      origin: prepared.kernel.origin,
+      bzImage: prepared.kernel.bzImage,
+      packageVersion: prepared.kernel.packageVersion ?? null,
+      config: features.config ? features.source : null,
+      source: prepared.kernel.source ?? null,
+    },
+    // Where the suite ran: a QEMU guest today; a lab machine will be `lab:NAME`.
+    target: 'qemu',
     profile: cfg.profile,
     accel: cfg.accel,
     filesystems: cfg.filesystems,
@@ -614,7 +627,13 @@ export async function runSuite(
         if (isKernelFailure(rec.outcome)) {
           const known = matchKnownFailure(knownFailures, t.name, fs, prepared.kernel.release, lastModel?.name ?? null, failureEvidence(rec));
           if (known && known.mismatch === null) {
-            rec = { ...rec, outcome: 'xfail', knownAs: rec.outcome, reason: `known failure: ${known.entry.reason} (evidence: ${known.entry.evidence}); this run: ${rec.reason}` };
+            rec = {
+              ...rec,
+              outcome: 'xfail',
+              knownAs: rec.outcome,
+              known: { reason: known.entry.reason, evidence: known.entry.evidence },
+              reason: `known failure: ${known.entry.reason} (evidence: ${known.entry.evidence}); this run: ${rec.reason}`,
+            };
           } else if (known) {
             // A known bug in this test, but this run failed differently: a new failure, kept red.
             rec = { ...rec, reason: `${rec.reason}; not the known failure (${known.mismatch})` };
@@ -647,6 +666,9 @@ export async function runSuite(
     if (interrupted) runJson.interrupted = interrupted;
     try {
       writeRunJson();
+      // JUnit for Jenkins and GitLab, from the same records (never from the TAP text).
+      const recs = parseRunRecords(store.dir, JSON.stringify(runJson), records.map((r) => JSON.stringify(r)).join('\n'));
+      store.writeFile('junit.xml', formatJunit([recs]));
     } catch (err) {
       // Already failing (e.g. a full disk): the first error is the one to report.
       fatal ??= err;

@@ -4,6 +4,7 @@ import { HarnessError } from './errors.js';
 import { runCommand } from './proc.js';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 
 export interface Patch {
   /** Position in the file, 1-based. */
@@ -17,6 +18,8 @@ export interface Patch {
   hasDiff: boolean;
   /** The raw message, separator line included. */
   raw: string;
+  /** The Message-ID header without its angle brackets (git format-patch writes none). */
+  messageId: string | null;
 }
 
 const SEPARATOR = /^From \S+ .*\d{4}$|^From [0-9a-f]{40} Mon Sep 17 00:00:00 2001$/;
@@ -82,6 +85,7 @@ export function parseSeries(text: string, source: string): Patch[] {
       from,
       hasDiff,
       raw: msg.join('\n'),
+      messageId: unfoldHeader(headers, 'Message-ID').replace(/^<|>$/g, '') || null,
     };
     const broken = hasDiff ? findBrokenHunk(body) : null;
     if (broken) {
@@ -104,6 +108,13 @@ export function parseSeries(text: string, source: string): Patch[] {
     }
   }
   return patches;
+}
+
+/** Returns KCIDB's patchset hash of the patches with a diff: the sha256 of their sha256 sums,
+ *  each as 64 hex digits and a newline (`sha256sum *.patch | cut -c-64 | sha256sum`). */
+export function patchsetHash(patches: Patch[]): string {
+  const sums = patches.filter((p) => p.hasDiff).map((p) => `${createHash('sha256').update(`${p.raw}\n`).digest('hex')}\n`);
+  return sums.length === 0 ? '' : createHash('sha256').update(sums.join('')).digest('hex');
 }
 
 /** Returns "2/5 (fs/dax: ...)" or "#2 (...)" for messages. */

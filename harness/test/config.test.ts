@@ -100,6 +100,18 @@ t.test('errors are config errors that name the input and give a hint', async (t)
   configError(t, ['--profile', '_comment'], /unknown profile "_comment"/, 'the _comment key is not a profile');
 });
 
+t.test('report: run directories, the dashboard directory and the exports', async (t) => {
+  const c = resolveConfig(['report', 'r1', '/abs/r2', '--junit', 'j.xml', '--kcidb', 'k.json', '--origin', 'my_lab'], env, repoDir, cwd);
+  t.equal(c.command, 'report');
+  t.same(c.report, { runs: [`${cwd}/r1`, '/abs/r2'], outDir: null, junit: `${cwd}/j.xml`, kcidb: `${cwd}/k.json`, origin: 'my_lab' }, 'exports only: no dashboard unless --out');
+  const d = resolveConfig(['report'], env, repoDir, cwd);
+  t.same(d.report, { runs: [], outDir: `${repoDir}/results/report`, junit: null, kcidb: null, origin: 'daxharness' }, 'by default: every run, the dashboard under results/report');
+  t.equal(resolveConfig(['report', '--results', 'res'], env, repoDir, cwd).report.outDir, `${cwd}/res/report`);
+  t.equal(resolveConfig(['report', '--out', 'o', '--junit', 'j'], env, repoDir, cwd).report.outDir, `${cwd}/o`);
+  configError(t, ['run', '--out', 'o'], /--out belongs to the report command/, 'report options on run');
+  configError(t, ['report', '--origin', 'My-Lab'], /--origin My-Lab: KCIDB origins are lower-case letters/, 'a bad KCIDB origin');
+});
+
 t.test('loadProfile', async (t) => {
   const p = loadProfile(repoDir, 'default');
   t.equal(p.name, 'default');
@@ -111,7 +123,7 @@ t.test('loadProfile', async (t) => {
 });
 
 t.test('usage mentions every option the parser accepts', async (t) => {
-  for (const o of ['--kernel', '--modules', '--kernel-build', '--distro-release', '--profile', '--fs', '--tests', '--accel', '--results', '--cache', '--boot-timeout', '--test-timeout', '--no-install', '--dry-run', '--verbose']) {
+  for (const o of ['--kernel', '--modules', '--kernel-build', '--distro-release', '--profile', '--fs', '--tests', '--accel', '--results', '--cache', '--boot-timeout', '--test-timeout', '--no-install', '--dry-run', '--verbose', '--out', '--junit', '--kcidb', '--origin']) {
     t.ok(USAGE.includes(o), o);
   }
 });

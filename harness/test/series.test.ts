@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { applySeries, describePatch, findBrokenHunk, parseSeries } from '../src/series.js';
+import { applySeries, describePatch, findBrokenHunk, parseSeries, patchsetHash } from '../src/series.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dax-series-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -77,4 +77,23 @@ t.test('a patch that does not apply is named, with the conflict, and nothing is 
   t.equal(git('status', '--porcelain').trim(), '');
   const bad = await applySeries({ tree: repo, base: 'no-such-ref', worktree: join(dir, 'wt-x') }, []).catch((e: unknown) => e);
   t.match(bad, { kind: 'config', message: /--base no-such-ref: not a commit/ });
+});
+
+t.test('patchsetHash is KCIDB\'s: sha256sum of the patch files, cut to the sums, sha256sum again', async (t) => {
+  const ps = parseSeries(series, 'series.mbox');
+  // The definition in KCIDB's schema, run for real on the files git am is given.
+  const files = join(dir, 'hash');
+  execFileSync('mkdir', ['-p', files]);
+  ps.filter((p) => p.hasDiff).forEach((p, i) => writeFileSync(join(files, `${String(i + 1).padStart(4, '0')}.patch`), `${p.raw}\n`));
+  const shell = execFileSync('sh', ['-c', 'sha256sum *.patch | cut -c-64 | sha256sum | cut -c-64'], { cwd: files, encoding: 'utf8' }).trim();
+  t.equal(patchsetHash(ps), shell);
+  t.match(patchsetHash(ps), /^[0-9a-f]{64}$/);
+  t.equal(patchsetHash(ps.filter((p) => !p.hasDiff)), '', 'no patch, no hash (KCIDB: empty string)');
+});
+
+t.test('a Message-ID is kept without its angle brackets; format-patch output has none', async (t) => {
+  const ps = parseSeries(series, 'series.mbox');
+  t.ok(ps.every((p) => p.messageId === null));
+  const mail = series.replace(/^Subject: (.*)$/m, 'Message-ID: <20261203.1-dax@example.org>\nSubject: $1');
+  t.equal(parseSeries(mail, 'mail.mbox')[0]!.messageId, '20261203.1-dax@example.org');
 });

@@ -1,0 +1,61 @@
+// What changed night after night (pure): each point of each run against the previous run of the
+// same kernel line on the same target, and which points are flaky.
+import { classifyChange, failureFingerprint, type Change } from '../compare.js';
+import { isKernelFailure, type TestRecord } from '../run.js';
+import { byStartTime, lineKey, type RunRecords } from './run-records.js';
+
+export interface PointHistory {
+  /** Against the previous run of the line: `first run` when there is none or it lacked the point. */
+  change: Change | 'first run';
+  /** The run it was compared with. */
+  previousRun: string | null;
+  /** Flaky: the verdict differed on this very kernel build, or flipped between pass and a
+   *  kernel failure more than once along the line. A single pass-to-fail is a regression. */
+  flaky: boolean;
+  flakyWhy: string | null;
+}
+
+type Verdict = 'pass' | 'red';
+
+// Only pass and kernel failures count towards flakiness: a skip or an infrastructure error
+// says nothing about the kernel.
+function verdictOf(r: TestRecord): Verdict | null {
+  if (r.outcome === 'pass') return 'pass';
+  if (isKernelFailure(r.outcome) || r.outcome === 'xfail') return 'red';
+  return null;
+}
+
+/** Returns, per run id and point id, its change and flakiness along its line (runs in any order). */
+export function planLineHistory(runs: RunRecords[]): Map<string, Map<string, PointHistory>> {
+  const out = new Map<string, Map<string, PointHistory>>();
+  const lines = new Map<string, RunRecords[]>();
+  for (const r of byStartTime(runs)) lines.set(lineKey(r), [...(lines.get(lineKey(r)) ?? []), r]);
+  for (const lineRuns of lines.values()) {
+    // Per point: the verdicts seen so far along the line, with the build each came from.
+    const seen = new Map<string, { verdict: Verdict; build: string; run: string }[]>();
+    let prev: RunRecords | null = null;
+    for (const run of lineRuns) {
+      const points = new Map<string, PointHistory>();
+      const before = new Map((prev?.tests ?? []).map((t) => [t.id, t]));
+      for (const t of run.tests) {
+        const p = before.get(t.id);
+        const change = p ? classifyChange(p.outcome, t.outcome, { base: failureFingerprint(p), series: failureFingerprint(t) }) : 'first run';
+        const v = verdictOf(t);
+        const trail = [...(seen.get(t.id) ?? []), ...(v ? [{ verdict: v, build: run.build, run: run.run.runId }] : [])];
+        seen.set(t.id, trail);
+        const sameBuild = trail.filter((x) => x.build === run.build);
+        const flips = trail.slice(1).filter((x, i) => x.verdict !== trail[i]!.verdict).length;
+        let flakyWhy: string | null = null;
+        if (v && new Set(sameBuild.map((x) => x.verdict)).size > 1) {
+          flakyWhy = `passed and failed on the same kernel (${run.build}): runs ${sameBuild.map((x) => `${x.run} ${x.verdict === 'pass' ? 'pass' : 'fail'}`).join(', ')}`;
+        } else if (v && flips >= 2) {
+          flakyWhy = `flipped between pass and fail ${flips} times along ${lineKey(run)}: ${trail.map((x) => (x.verdict === 'pass' ? 'pass' : 'fail')).join(' → ')}`;
+        }
+        points.set(t.id, { change, previousRun: p ? prev!.run.runId : null, flaky: flakyWhy !== null, flakyWhy });
+      }
+      out.set(run.run.runId, points);
+      prev = run;
+    }
+  }
+  return out;
+}
