@@ -83,7 +83,7 @@ t.test('the default run on Debian 6.1: TAP, exit code and the evidence on disk',
   const runs = readdirSync(results);
   t.equal(runs.length, 1, 'one run directory');
   const dir = join(results, runs[0]!);
-  for (const f of ['results.tap', 'console.log', 'dmesg.txt', 'run.json', 'tests.jsonl']) t.ok(existsSync(join(dir, f)), `${f} written`);
+  for (const f of ['results.tap', 'console.log', 'dmesg.txt', 'run.json', 'tests.jsonl', 'junit.xml']) t.ok(existsSync(join(dir, f)), `${f} written`);
   // execa strips the final newline of stdout.
   t.equal(readFileSync(join(dir, 'results.tap'), 'utf8').trimEnd(), r.stdout.trimEnd(), 'the TAP on disk is what was printed');
   const run = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));
@@ -120,6 +120,14 @@ t.test('the default run on Debian 6.1: TAP, exit code and the evidence on disk',
   t.match(dmesg, /dax_probe: loaded \(format v1\)/, 'the probe module loaded');
   t.match(readFileSync(join(dir, 'console.log'), 'utf8'), /dax-harness-init: ready/, 'the console log has the boot');
   t.match(readFileSync(join(dir, 'results.tap'), 'utf8'), /duration_ms: \d+/, 'YAML diagnostics carry duration_ms');
+  t.same(run.kernel.source, { line: 'debian-6.1', tree: null, commit: null, base: null, buildKey: null, config: 'debian', series: null }, 'the kernel line the dashboards compare along');
+  t.equal(run.target, 'qemu');
+  // JUnit for Jenkins and GitLab: the same counts as the TAP, from the same records.
+  const junit = readFileSync(join(dir, 'junit.xml'), 'utf8');
+  const count = (re: RegExp): number => (junit.match(re) ?? []).length;
+  t.equal(count(/<testcase /g), recs.length, 'junit.xml: one testcase per point');
+  t.equal(count(/<skipped /g), recs.filter((x) => x.outcome === 'skip' || x.outcome === 'xfail').length, 'junit.xml: skips and known failures are skipped');
+  t.equal(count(/<failure /g) + count(/<error /g), 0, 'junit.xml: nothing failed or broke');
   for (const f of readdirSync(dir)) {
     t.notMatch(readFileSync(join(dir, f), 'utf8'), /PRIVATE KEY/, `${f}: no key material in the results`);
   }

@@ -1,7 +1,7 @@
 // The dashboard: an Allure Report 3 built from run records. planAllureResults is pure (one
 // run's points as Allure result files); runAllureReport folds earlier runs into Allure's
 // history, one history entry per run, then renders the latest run of each kernel line.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -10,7 +10,8 @@ import { HarnessError } from '../errors.js';
 import { describeFinding } from '../dmesg.js';
 import type { Outcome, TestRecord } from '../run.js';
 import { planLineHistory, type PointHistory } from './line-history.js';
-import { byStartTime, lineKey, type RunRecords } from './run-records.js';
+import { basename } from 'node:path';
+import { byStartTime, findCampaigns, lineKey, type RunRecords } from './run-records.js';
 
 export interface AllureFile {
   name: string;
@@ -80,6 +81,7 @@ export function planAllureResults(r: RunRecords, history: Map<string, PointHisto
       { name: 'parentSuite', value: env },
       { name: 'suite', value: rec.fs },
       { name: 'subSuite', value: rec.test },
+      { name: 'feature', value: rec.test },
       { name: 'kernel', value: r.run.kernel.release },
       { name: 'build', value: r.build },
       { name: 'model', value: r.run.model?.name ?? 'unknown' },
@@ -139,6 +141,18 @@ export function planAllureResults(r: RunRecords, history: Map<string, PointHisto
   return files;
 }
 
+// The trend charts a kernel developer reads; Allure's severity, epic and story charts have no
+// meaning here. `feature` is the test, so stability is shown per test across the nights.
+const CHARTS = [
+  { type: 'currentStatus', title: 'Current status' },
+  { type: 'statusDynamics', title: 'Status night after night' },
+  { type: 'statusTransitions', title: 'New failures and fixes' },
+  { type: 'problemsDistribution', by: 'environment', title: 'Problems by kernel line' },
+  { type: 'stabilityDistribution', title: 'Stability by test', skipStatuses: ['skipped', 'unknown'], threshold: 90, groupBy: 'feature' },
+  { type: 'durationDynamics', title: 'Durations night after night' },
+  { type: 'statusAgePyramid', title: 'Status age' },
+];
+
 /** Allure categories: first match wins, so the most urgent come first. */
 export const ALLURE_CATEGORIES = [
   { name: 'New kernel failures', matchers: [{ statuses: ['failed'], labels: { change: '^(new failure|changed failure)$' } }] },
@@ -146,6 +160,7 @@ export const ALLURE_CATEGORIES = [
   { name: 'Flaky', matchers: [{ flaky: true }] },
   { name: 'Kernel failures', matchers: [{ statuses: ['failed'] }] },
   { name: 'Infrastructure errors (not the kernel)', matchers: [{ statuses: ['broken'] }] },
+  { name: 'Fixed since the previous run', matchers: [{ statuses: ['passed'], labels: { change: '^fixed$' } }] },
 ];
 
 /** Returns one line per kernel line's latest run: what a reader of the dashboard checks first. */
@@ -213,6 +228,18 @@ function readFolded(outDir: string): Set<string> {
   }
 }
 
+// Allure stamps a history entry with the time the report was made; folded at once, a week of
+// nights would all read today. The entry gets the night's own start time instead.
+function redateLastHistoryEntry(history: string, at: number): void {
+  const lines = readFileSync(history, 'utf8').split('\n').filter((l) => l.trim() !== '');
+  const last = lines.pop();
+  if (last === undefined || !Number.isFinite(at)) return;
+  lines.push(JSON.stringify({ ...(JSON.parse(last) as Record<string, unknown>), timestamp: at }));
+  const tmp = `${history}.tmp`;
+  writeFileSync(tmp, `${lines.join('\n')}\n`);
+  renameSync(tmp, history);
+}
+
 function writeResults(dir: string, files: AllureFile[]): void {
   mkdirSync(dir, { recursive: true });
   for (const f of files) writeFileSync(join(dir, f.name), f.content);
@@ -239,7 +266,7 @@ async function generate(opts: { resultsDir: string; outDir: string; history: str
       ),
       ...(opts.globalAttachments ? { globalAttachments: opts.globalAttachments } : {}),
       // Several files: Allure 3.18's single-file mode still fetches its widgets, which file:// forbids.
-      plugins: opts.render ? { awesome: { options: { reportName: opts.name, groupBy: ['parentSuite', 'suite', 'subSuite'] } } } : {},
+      plugins: opts.render ? { awesome: { options: { reportName: opts.name, groupBy: ['parentSuite', 'suite', 'subSuite'], charts: CHARTS } } } : {},
     } as Parameters<typeof resolveConfig>[0],
     { cwd: opts.cwd, ...(opts.render ? {} : { plugins: {} }) },
   );
@@ -273,6 +300,7 @@ export async function runAllureReport(runs: RunRecords[], outDir: string, opts: 
       const dir = join(work, r.run.runId);
       writeResults(dir, files(r));
       await generate({ resultsDir: dir, outDir: join(work, 'discard'), history, append: true, render: false, name, environments, cwd: work });
+      redateLastHistoryEntry(history, Date.parse(r.run.startedAt));
       folded.add(r.run.runId);
       newlyFolded.push(r.run.runId);
       writeFileSync(join(out, STATE_FILE), `${JSON.stringify({ folded: [...folded] }, null, 2)}\n`);
@@ -280,10 +308,13 @@ export async function runAllureReport(runs: RunRecords[], outDir: string, opts: 
     }
     const dir = join(work, 'latest');
     for (const r of latest) writeResults(dir, files(r));
-    const summary = join(work, 'runs.txt');
-    writeFileSync(summary, `${formatRunSummary(latest)}\n`);
+    const globals = join(work, 'global');
+    mkdirSync(globals);
+    writeFileSync(join(globals, 'runs.txt'), `${formatRunSummary(latest)}\n`);
+    // The A/B tables, bisect verdicts and mutant tables of the campaigns these runs belong to.
+    for (const c of findCampaigns(runs)) for (const t of c.tables) writeFileSync(join(globals, `${basename(c.dir)}-${t.name}`), t.text);
     // The latest runs are not folded: they are what the report shows, judged against history.
-    await generate({ resultsDir: dir, outDir: out, history, append: false, render: true, name, environments, globalAttachments: ['runs.txt'], cwd: work });
+    await generate({ resultsDir: dir, outDir: out, history, append: false, render: true, name, environments, globalAttachments: ['global/*'], cwd: work });
     finishReport(out);
   } finally {
     rmSync(work, { recursive: true, force: true });

@@ -2,7 +2,7 @@
 // same kernel line on the same target, and which points are flaky.
 import { classifyChange, failureFingerprint, type Change } from '../compare.js';
 import { isKernelFailure, type TestRecord } from '../run.js';
-import { byStartTime, lineKey, type RunRecords } from './run-records.js';
+import { baseLineKey, byStartTime, lineKey, type RunRecords } from './run-records.js';
 
 export interface PointHistory {
   /** Against the previous run of the line: `first run` when there is none or it lacked the point. */
@@ -25,37 +25,38 @@ function verdictOf(r: TestRecord): Verdict | null {
   return null;
 }
 
-/** Returns, per run id and point id, its change and flakiness along its line (runs in any order). */
+/** Returns, per run id and point id, its change and flakiness along its line (runs in any order).
+ *  A series run is compared with the previous run of its own series, else with the latest run
+ *  of the line it branches off (its base); flips are counted within one line only. */
 export function planLineHistory(runs: RunRecords[]): Map<string, Map<string, PointHistory>> {
   const out = new Map<string, Map<string, PointHistory>>();
-  const lines = new Map<string, RunRecords[]>();
-  for (const r of byStartTime(runs)) lines.set(lineKey(r), [...(lines.get(lineKey(r)) ?? []), r]);
-  for (const lineRuns of lines.values()) {
-    // Per point: the verdicts seen so far along the line, with the build each came from.
-    const seen = new Map<string, { verdict: Verdict; build: string; run: string }[]>();
-    let prev: RunRecords | null = null;
-    for (const run of lineRuns) {
-      const points = new Map<string, PointHistory>();
-      const before = new Map((prev?.tests ?? []).map((t) => [t.id, t]));
-      for (const t of run.tests) {
-        const p = before.get(t.id);
-        const change = p ? classifyChange(p.outcome, t.outcome, { base: failureFingerprint(p), series: failureFingerprint(t) }) : 'first run';
-        const v = verdictOf(t);
-        const trail = [...(seen.get(t.id) ?? []), ...(v ? [{ verdict: v, build: run.build, run: run.run.runId }] : [])];
-        seen.set(t.id, trail);
-        const sameBuild = trail.filter((x) => x.build === run.build);
-        const flips = trail.slice(1).filter((x, i) => x.verdict !== trail[i]!.verdict).length;
-        let flakyWhy: string | null = null;
-        if (v && new Set(sameBuild.map((x) => x.verdict)).size > 1) {
-          flakyWhy = `passed and failed on the same kernel (${run.build}): runs ${sameBuild.map((x) => `${x.run} ${x.verdict === 'pass' ? 'pass' : 'fail'}`).join(', ')}`;
-        } else if (v && flips >= 2) {
-          flakyWhy = `flipped between pass and fail ${flips} times along ${lineKey(run)}: ${trail.map((x) => (x.verdict === 'pass' ? 'pass' : 'fail')).join(' → ')}`;
-        }
-        points.set(t.id, { change, previousRun: p ? prev!.run.runId : null, flaky: flakyWhy !== null, flakyWhy });
+  const last = new Map<string, RunRecords>();
+  // Per line and point: the verdicts seen so far, with the build each came from.
+  const seen = new Map<string, { verdict: Verdict; build: string; run: string }[]>();
+  for (const run of byStartTime(runs)) {
+    const key = lineKey(run);
+    const prev = last.get(key) ?? last.get(baseLineKey(run)) ?? null;
+    const points = new Map<string, PointHistory>();
+    const before = new Map((prev?.tests ?? []).map((t) => [t.id, t]));
+    for (const t of run.tests) {
+      const p = before.get(t.id);
+      const change = p ? classifyChange(p.outcome, t.outcome, { base: failureFingerprint(p), series: failureFingerprint(t) }) : 'first run';
+      const v = verdictOf(t);
+      const trailKey = `${key}\0${t.id}`;
+      const trail = [...(seen.get(trailKey) ?? []), ...(v ? [{ verdict: v, build: run.build, run: run.run.runId }] : [])];
+      seen.set(trailKey, trail);
+      const sameBuild = trail.filter((x) => x.build === run.build);
+      const flips = trail.slice(1).filter((x, i) => x.verdict !== trail[i]!.verdict).length;
+      let flakyWhy: string | null = null;
+      if (v && new Set(sameBuild.map((x) => x.verdict)).size > 1) {
+        flakyWhy = `passed and failed on the same kernel (${run.build}): runs ${sameBuild.map((x) => `${x.run} ${x.verdict === 'pass' ? 'pass' : 'fail'}`).join(', ')}`;
+      } else if (v && flips >= 2) {
+        flakyWhy = `flipped between pass and fail ${flips} times along ${key}: ${trail.map((x) => (x.verdict === 'pass' ? 'pass' : 'fail')).join(' → ')}`;
       }
-      out.set(run.run.runId, points);
-      prev = run;
+      points.set(t.id, { change, previousRun: p ? prev!.run.runId : null, flaky: flakyWhy !== null, flakyWhy });
     }
+    out.set(run.run.runId, points);
+    last.set(key, run);
   }
   return out;
 }

@@ -27,7 +27,8 @@ export function loadRuns(rc: ReportConfig, resultsDir: string): RunRecords[] {
 /** Writes the report and exports; returns the lines to print. */
 export async function runReportCommand(rc: ReportConfig, resultsDir: string, log: (s: string) => void): Promise<string[]> {
   const runs = loadRuns(rc, resultsDir);
-  const lines: string[] = [`${runs.length} run(s): ${runs[0]!.run.runId} … ${runs[runs.length - 1]!.run.runId}`];
+  const span = runs.length === 1 ? runs[0]!.run.runId : `${runs[0]!.run.runId} … ${runs[runs.length - 1]!.run.runId}`;
+  const lines: string[] = [`${runs.length} run(s): ${span}`];
   if (rc.junit) {
     writeAtomic(rc.junit, formatJunit(runs));
     lines.push(`JUnit XML: ${rc.junit}`);

@@ -133,7 +133,53 @@ export function byStartTime(runs: RunRecords[]): RunRecords[] {
   return [...runs].sort((a, b) => a.run.startedAt.localeCompare(b.run.startedAt) || a.run.runId.localeCompare(b.run.runId));
 }
 
-/** Returns the key runs are compared along: the kernel line on one target. */
+/** Returns the key runs are compared along: the kernel line on one target, and the series
+ *  applied on it (a patch series or a mutant is a line of its own, branching off its base). */
 export function lineKey(r: RunRecords): string {
+  return r.source.series ? `${r.source.line} + series ${r.source.series.hash.slice(0, 12)} on ${r.target}` : baseLineKey(r);
+}
+
+/** Returns the line a series run branches off: the kernel line on its target, without the series. */
+export function baseLineKey(r: RunRecords): string {
   return `${r.source.line} on ${r.target}`;
+}
+
+/** A campaign (--baseline, --bisect, mutate) whose runs are among those reported. */
+export interface CampaignRecord {
+  dir: string;
+  /** Its tables as written: comparison.txt (A/B and bisect) or mutants.txt. */
+  tables: { name: string; text: string }[];
+}
+
+// campaign.json names each of its runs' directories as run_dir, at any depth.
+function runDirsOf(value: unknown): string[] {
+  if (Array.isArray(value)) return value.flatMap(runDirsOf);
+  if (value && typeof value === 'object') {
+    return Object.entries(value).flatMap(([k, v]) => (k === 'run_dir' && typeof v === 'string' ? [resolve(v)] : runDirsOf(v)));
+  }
+  return [];
+}
+
+/** Returns the campaigns beside the given runs (in their parent directories) that ran one of them. */
+export function findCampaigns(runs: RunRecords[]): CampaignRecord[] {
+  const wanted = new Set(runs.map((r) => resolve(r.dir)));
+  const parents = [...new Set(runs.map((r) => resolve(r.dir, '..')))];
+  return parents.flatMap((root) =>
+    readdirSync(root)
+      .map((n) => join(root, n))
+      .filter((d) => existsSync(join(d, 'campaign.json')))
+      .filter((d) => {
+        try {
+          return runDirsOf(JSON.parse(readFileSync(join(d, 'campaign.json'), 'utf8'))).some((x) => wanted.has(x));
+        } catch {
+          // A damaged campaign.json loses its tables, never the report.
+          return false;
+        }
+      })
+      .sort()
+      .map((d) => ({
+        dir: d,
+        tables: ['comparison.txt', 'mutants.txt'].filter((f) => existsSync(join(d, f))).map((f) => ({ name: f, text: readFileSync(join(d, f), 'utf8') })),
+      })),
+  );
 }

@@ -78,7 +78,7 @@ t.test('identity is stable: the same point on the same line has the same test ca
 });
 
 t.test('categories put new failures first and infrastructure apart', async (t) => {
-  t.same(ALLURE_CATEGORIES.map((c) => c.name), ['New kernel failures', 'Known kernel failures', 'Flaky', 'Kernel failures', 'Infrastructure errors (not the kernel)']);
+  t.same(ALLURE_CATEGORIES.map((c) => c.name), ['New kernel failures', 'Known kernel failures', 'Flaky', 'Kernel failures', 'Infrastructure errors (not the kernel)', 'Fixed since the previous run']);
 });
 
 t.test('stripAnalytics removes the tracking tag and nothing else', async (t) => {
@@ -110,6 +110,7 @@ t.test('the real Allure Report folds each earlier night into history once, and r
   t.same(again.folded, [], 'reporting the same runs again adds nothing');
   const history = readFileSync(join(out, 'history.jsonl'), 'utf8').trim().split('\n');
   t.equal(history.length, 2, 'one history entry per earlier night');
+  t.same(history.map((l) => new Date((JSON.parse(l) as { timestamp: number }).timestamp).toISOString()), [nights[0]!.run.startedAt, nights[1]!.run.startedAt], 'each entry is dated by its night, not by when the report was made');
   t.ok(existsSync(join(out, 'index.html')));
   t.notMatch(readFileSync(join(out, 'index.html'), 'utf8'), /googletagmanager/);
   t.ok(existsSync(join(out, 'widgets', 'metrics.json')));

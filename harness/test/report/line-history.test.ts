@@ -10,8 +10,9 @@ import type { Outcome } from '../../src/run.js';
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'report-runs');
 
 // A run of one point on a line: runId, start day, package version and outcome.
-function run(id: string, day: number, pkg: string, outcome: Outcome, line = 'debian-6.1'): RunRecords {
-  const runJson = { runId: id, startedAt: `2026-12-0${day}T02:00:00Z`, kernel: { release: '6.1.0-57-amd64', origin: 'x', packageVersion: pkg, source: { line, tree: null, commit: null, base: null, buildKey: null, config: 'debian', series: null } }, filesystems: ['xfs'] };
+function run(id: string, day: number, pkg: string, outcome: Outcome, line = 'debian-6.1', seriesHash: string | null = null): RunRecords {
+  const series = seriesHash ? { hash: seriesHash, patches: [{ subject: 'fs/dax: x', messageId: null }] } : null;
+  const runJson = { runId: id, startedAt: `2026-12-0${day}T02:00:00Z`, kernel: { release: '6.1.0-57-amd64', origin: 'x', packageVersion: pkg, source: { line, tree: null, commit: null, base: null, buildKey: null, config: 'debian', series } }, filesystems: ['xfs'] };
   return parseRunRecords(`/r/${id}`, JSON.stringify(runJson), JSON.stringify({ id: 'xfs-t', test: 't', fs: 'xfs', outcome, reason: '' }));
 }
 
@@ -46,4 +47,23 @@ t.test('flakiness: a regression that stays red is not flaky; one that comes and 
   t.equal(goes.get('c')!.get('xfs-t')!.flaky, true);
   t.equal(goes.get('d')!.get('xfs-t')!.flaky, false, 'a skip judges nothing, so marks nothing');
   t.equal(goes.get('b')!.get('xfs-t')!.flaky, false, 'not yet known on the night it first failed');
+});
+
+t.test('a series (or mutant) is a line of its own, compared with its base and never making the base flaky', async (t) => {
+  const h = planLineHistory([
+    run('base1', 1, '1', 'pass'),
+    run('mutA', 2, '1', 'fail', 'debian-6.1', 'a'.repeat(64)),
+    run('mutB', 3, '1', 'pass', 'debian-6.1', 'b'.repeat(64)),
+    run('mutC', 4, '1', 'fail', 'debian-6.1', 'c'.repeat(64)),
+    run('base2', 5, '1', 'pass'),
+    run('mutA2', 6, '1', 'fail', 'debian-6.1', 'a'.repeat(64)),
+  ]);
+  t.equal(h.get('mutA')!.get('xfs-t')!.change, 'new failure', 'against the base run before it');
+  t.equal(h.get('mutA')!.get('xfs-t')!.previousRun, 'base1');
+  t.equal(h.get('mutC')!.get('xfs-t')!.previousRun, 'base1', 'not against another series');
+  t.equal(h.get('mutC')!.get('xfs-t')!.flaky, false, 'three different series do not make a flaky test');
+  t.equal(h.get('base2')!.get('xfs-t')!.change, 'passing', 'the base line skips the series runs');
+  t.equal(h.get('base2')!.get('xfs-t')!.flaky, false);
+  t.equal(h.get('mutA2')!.get('xfs-t')!.previousRun, 'mutA', 'the same series again is compared with itself');
+  t.equal(h.get('mutA2')!.get('xfs-t')!.change, 'still failing');
 });
