@@ -687,7 +687,8 @@ export async function runSuite(
   };
 }
 
-function errorRecord(fs: string, test: string, reason: string): TestRecord {
+/** Returns a record with no result yet: outcome error, no checks, no evidence. */
+export function errorRecord(fs: string, test: string, reason: string): TestRecord {
   return {
     id: `${fs}-${test}`,
     test,

@@ -7,7 +7,7 @@ import { HarnessError } from '../errors.js';
 import { runAllureReport } from './allure.js';
 import { formatJunit } from './junit.js';
 import { planKcidb } from './kcidb.js';
-import { byStartTime, findRunDirs, readRunDir, type RunRecords } from './run-records.js';
+import { byStartTime, findRunDirs, readRunDir, runDirsOf, type RunRecords } from './run-records.js';
 
 // Written whole or not at all: a reader (Jenkins, a KCIDB submitter) never sees half a file.
 function writeAtomic(path: string, text: string): void {
@@ -17,9 +17,23 @@ function writeAtomic(path: string, text: string): void {
   renameSync(tmp, path);
 }
 
-/** Returns the runs a report covers: those named, else every run under the results directory. */
+// A campaign directory (--baseline, mutate) stands for the runs it made.
+function expandCampaign(dir: string): string[] {
+  const c = join(dir, 'campaign.json');
+  if (existsSync(join(dir, 'run.json')) || !existsSync(c)) return [dir];
+  let runs: string[];
+  try {
+    runs = runDirsOf(JSON.parse(readFileSync(c, 'utf8')));
+  } catch (err) {
+    throw new HarnessError('config', `${c} is not valid JSON (${(err as Error).message})`, { hint: 'name the campaign\'s run directories instead' });
+  }
+  return [...new Set(runs)].filter((d) => existsSync(join(d, 'run.json')));
+}
+
+/** Returns the runs a report covers: those named (a campaign stands for its runs), else every
+ *  run under the results directory. */
 export function loadRuns(rc: ReportConfig, resultsDir: string): RunRecords[] {
-  const dirs = rc.runs.length > 0 ? rc.runs : findRunDirs(resultsDir);
+  const dirs = rc.runs.length > 0 ? [...new Set(rc.runs.flatMap(expandCampaign))] : findRunDirs(resultsDir);
   if (dirs.length === 0) throw new HarnessError('config', `no runs under ${resultsDir}`, { hint: 'run `dax-harness run` first, or name run directories: dax-harness report DIR...' });
   return byStartTime(dirs.map(readRunDir));
 }

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { HarnessError } from '../errors.js';
 import { debianLineOf, type KernelSource } from '../kernel.js';
 import { treeLine } from '../built-kernel.js';
-import type { InfraEvent, Outcome, TestRecord } from '../run.js';
+import { errorRecord, type InfraEvent, type Outcome, type TestRecord } from '../run.js';
 
 /** run.json as the exports read it (older runs lack the later fields). */
 export interface RunJson {
@@ -55,23 +55,7 @@ function sourceFromOrigin(k: RunJson['kernel']): KernelSource {
 
 // Fills what older records lack, so every export sees one shape.
 function normalizeTest(raw: Partial<TestRecord> & { id: string }): TestRecord {
-  return {
-    test: raw.id,
-    fs: 'all',
-    outcome: 'error',
-    reason: '',
-    durationMs: 0,
-    checks: [],
-    findings: [],
-    taintBefore: null,
-    taintAfter: null,
-    report: null,
-    exitCode: null,
-    stderr: '',
-    dmesgExcerpt: [],
-    attempts: [],
-    ...raw,
-  } as TestRecord;
+  return { ...errorRecord(raw.fs ?? 'all', raw.test ?? raw.id, ''), ...raw };
 }
 
 /** Parses a run directory's run.json and tests.jsonl; throws a config error naming the bad line. */
@@ -151,8 +135,8 @@ export interface CampaignRecord {
   tables: { name: string; text: string }[];
 }
 
-// campaign.json names each of its runs' directories as run_dir, at any depth.
-function runDirsOf(value: unknown): string[] {
+/** Returns the run directories a campaign.json names (as run_dir, at any depth). */
+export function runDirsOf(value: unknown): string[] {
   if (Array.isArray(value)) return value.flatMap(runDirsOf);
   if (value && typeof value === 'object') {
     return Object.entries(value).flatMap(([k, v]) => (k === 'run_dir' && typeof v === 'string' ? [resolve(v)] : runDirsOf(v)));
