@@ -100,16 +100,43 @@ function buildSpecOf(cfg: HarnessConfig): BuildSpec {
   return cfg.kernel;
 }
 
+/** What --baseline found: the exit code and what the nightly's reply is made from. */
+export interface BaselineResult {
+  code: number;
+  campaignDir: string;
+  base: { commit: string; summary: RunSummary | null; error: string | null };
+  series: { commit: string; summary: RunSummary | null; error: string | null };
+  comparison: Comparison[] | null;
+  culprits: Culprit[] | null;
+  /** Subjects of the patches with a diff, in order (bisect numbers them from 1). */
+  subjects: string[];
+}
+
 /** --baseline (and --bisect): the series against its base; exit 1 only for a new failure. */
 export async function runBaseline(cfg: HarnessConfig, out: Out, log: Log): Promise<number> {
+  return (await runBaselineCampaign(cfg, out, log)).code;
+}
+
+/** Runs --baseline (and --bisect) and returns everything it found. */
+export async function runBaselineCampaign(cfg: HarnessConfig, out: Out, log: Log): Promise<BaselineResult> {
   const spec = buildSpecOf(cfg);
+  // Applying the series comes first: a series that does not apply leaves no campaign behind.
+  const src = await prepareSource(spec, cfg.cacheDir, log);
   const store = RunStore.create(cfg.resultsDir, 'baseline');
   const tap = new OuterTap((lines) => {
     store.tap(lines);
     for (const l of lines) out(l);
   });
-  const src = await prepareSource(spec, cfg.cacheDir, log);
   const patches = src.applied.commits;
+  const result = (code: number, cmp: Comparison[] | null, culprits: Culprit[] | null): BaselineResult => ({
+    code,
+    campaignDir: store.dir,
+    base: { commit: base.commit, summary: base.summary, error: base.error },
+    series: { commit: head.commit, summary: head.summary, error: head.error },
+    comparison: cmp,
+    culprits,
+    subjects: patches.map((c) => c.patch.subject),
+  });
   tap.start([`dax-harness series vs base: ${patches.length} patch(es) on ${src.applied.base.slice(0, 12)} of ${src.tree.name}`, ...patches.map((c, i) => `patch ${i + 1}: ${c.commit.slice(0, 12)} ${describePatch(c.patch)}`)]);
   const base = await buildAndRun(cfg, src, src.applied.base, 'base', tap.subtest('base'), log);
   // A failure on the base is not the series' fault: shown, but as TODO.
@@ -120,7 +147,7 @@ export async function runBaseline(cfg: HarnessConfig, out: Out, log: Log): Promi
     tap.point(false, 'comparison', { error: 'a kernel did not build or boot; nothing to compare' });
     tap.end();
     store.close();
-    return EXIT_INFRA;
+    return result(EXIT_INFRA, null, null);
   }
   const cmp = compareRuns(base.summary.records, head.summary.records);
   const table = formatComparison(cmp);
@@ -136,8 +163,9 @@ export async function runBaseline(cfg: HarnessConfig, out: Out, log: Log): Promi
     fixed: named('fixed'),
   });
   const summary: Record<string, unknown> = { base: runDiag(base), series: runDiag(head), comparison: cmp };
+  let culprits: Culprit[] | null = null;
   if (cfg.bisect && news.length > 0) {
-    const culprits = await bisect(cfg, src, news, tap, log);
+    culprits = await bisect(cfg, src, news, tap, log);
     summary.bisect = culprits;
     // The new failure is certain even where its culprit is not: the exit code stays 1 (a kernel
     // failure is never hidden behind infrastructure trouble); the unknown range is in the table.
@@ -147,7 +175,7 @@ export async function runBaseline(cfg: HarnessConfig, out: Out, log: Log): Promi
   store.writeFile('campaign.json', `${JSON.stringify(summary, null, 2)}\n`);
   store.close();
   log(`comparison in ${store.dir}`);
-  return code;
+  return result(code, cmp, culprits);
 }
 
 /** What bisect learned of one point at one prefix of the series. */

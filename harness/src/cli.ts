@@ -4,19 +4,24 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveConfig, USAGE } from './config.js';
 import { EXIT_INFRA, formatError } from './errors.js';
+import { startProgress } from './progress.js';
 import { checkRequirements, formatDoctor, planRequirements } from './prereqs.js';
 import { formatDryRun, runExec, runSuite } from './run.js';
 import { SUITE } from './suite.js';
 import { runBaseline, runMutate } from './campaign.js';
-import { runReportCommand } from './report/report-command.js';
+import { runReportCommand, loadRuns } from './report/report-command.js';
+import { enqueue, planQueueLayout } from './nightly/queue.js';
+import { runNightly } from './nightly/nightly.js';
+import { openHistoryDb, queryTestHistory, rebuildIndex } from './history/history-db.js';
+import { formatTestHistory } from './history/test-history.js';
 
 const repoDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 async function main(): Promise<number> {
   const cfg = resolveConfig(process.argv.slice(2), process.env, repoDir, process.cwd());
-  const log = (s: string): void => {
-    if (cfg.verbose || process.stderr.isTTY) process.stderr.write(`dax-harness: ${s}\n`);
-  };
+  // Every step reaches stderr; unattended (no terminal) a silent minute repeats the last step.
+  const progress = startProgress((line) => process.stderr.write(`${line}\n`), process.stderr.isTTY ? 0 : 60_000);
+  const log = progress.log;
   switch (cfg.command) {
     case 'help':
       process.stdout.write(`${USAGE}\n`);
@@ -51,6 +56,39 @@ async function main(): Promise<number> {
     }
     case 'mutate':
       return await runMutate(cfg, (line) => process.stdout.write(`${line}\n`), log);
+    case 'queue': {
+      const q = planQueueLayout(cfg.nightly.queueDir);
+      for (const name of enqueue(q, cfg.nightly.files)) process.stdout.write(`queued ${name} in ${q.new}\n`);
+      return 0;
+    }
+    case 'nightly': {
+      const r = await runNightly({
+        queueDir: cfg.nightly.queueDir,
+        resultsDir: cfg.resultsDir,
+        configFor: (argv) => resolveConfig(argv, process.env, repoDir, process.cwd()),
+        extraArgs: cfg.nightly.passThrough,
+        from: cfg.nightly.from,
+        out: (line) => process.stdout.write(`${line}\n`),
+        log,
+        max: cfg.nightly.max ?? undefined,
+      });
+      process.stdout.write(`# nightly: ${r.done.length} series (${r.done.map((d) => `${d.name}: ${d.overall}`).join(', ') || 'queue empty'}), ${r.duplicates.length} duplicate(s)\n`);
+      return r.done.some((d) => d.overall === 'fail') ? 1 : r.done.some((d) => d.overall === 'incomplete') ? 2 : 0;
+    }
+    case 'index': {
+      const runs = loadRuns({ ...cfg.report, runs: [] }, cfg.resultsDir);
+      const db = openHistoryDb(cfg.nightly.db);
+      rebuildIndex(db, runs);
+      db.close();
+      process.stdout.write(`indexed ${runs.length} run(s) into ${cfg.nightly.db}\n`);
+      return 0;
+    }
+    case 'history': {
+      const db = openHistoryDb(cfg.nightly.db);
+      process.stdout.write(`${formatTestHistory(cfg.nightly.test!, queryTestHistory(db, cfg.nightly.test!))}\n`);
+      db.close();
+      return 0;
+    }
     case 'report':
       for (const line of await runReportCommand(cfg.report, cfg.resultsDir, log)) process.stdout.write(`${line}\n`);
       return 0;

@@ -11,7 +11,7 @@ import { selectTests, type TestDef } from './suite.js';
 import { parseSeries, type Patch } from './series.js';
 import { availableParallelism } from 'node:os';
 
-export type Command = 'run' | 'exec' | 'doctor' | 'list' | 'help' | 'mutate' | 'report';
+export type Command = 'run' | 'exec' | 'doctor' | 'list' | 'help' | 'mutate' | 'report' | 'queue' | 'nightly' | 'index' | 'history';
 
 /** A kernel the harness builds: a tree, a base, a series, a config. */
 export interface BuildSpec {
@@ -61,6 +61,25 @@ export interface HarnessConfig {
   execArgv: string[];
   /** For report: the run directories (empty: every run under resultsDir) and what to write. */
   report: ReportConfig;
+  /** For queue, nightly, index and history. */
+  nightly: NightlyConfig;
+}
+
+export interface NightlyConfig {
+  /** The series queue (new/, cur/, done/, queue.json). */
+  queueDir: string;
+  /** For `queue add`: the series files to queue. */
+  files: string[];
+  /** The reply's From: header. */
+  from: string;
+  /** Stop after this many series. */
+  max: number | null;
+  /** The history database (default: <results>/history.sqlite). */
+  db: string;
+  /** For history: fs/test or a test name. */
+  test: string | null;
+  /** Arguments passed to every campaign of the nightly (--infra-retries, --boot-timeout, ...). */
+  passThrough: string[];
 }
 
 export interface ReportConfig {
@@ -84,10 +103,22 @@ commands:
   list      list the tests with what each checks
   mutate    build the tree once per patch in kernel-tests/mutants/ (each a deliberate refcount
             bug), run the suite on each, print which tests killed it (exit 1 if one survived)
+  queue     dax-harness queue add SERIES.mbx... [--queue DIR]: queue series for the nightly
+  nightly   dax-harness nightly [--queue DIR] [--from ADDR] [--max N]: run every queued series as
+            --baseline --bisect on each kernel line of DIR/queue.json; each gets done/<hash>/ with
+            verdict.json, reply.eml (not sent) and patchwork-checks.json
+  index     rebuild the history database (<results>/history.sqlite, or --db FILE) from results/
+  history   dax-harness history [FS/]TEST: since when it fails, on which kernels, how flaky
   report    dax-harness report [RUN_DIR...] [--out DIR] [--junit FILE] [--kcidb FILE]
             an Allure dashboard of the runs (default: every run under --results) with history,
             flakiness and new failures kept in DIR between calls (default: results/report);
             --junit and --kcidb write JUnit XML and KCIDB v5 JSON of the same runs
+
+nightly options:
+  --queue DIR            the series queue (default: ./queue)
+  --from ADDR            From: of the replies (default: dax-harness <dax-harness@localhost>)
+  --max N                stop after N series
+  --db FILE              the history database (default: <results>/history.sqlite)
 
 report options:
   --out DIR              the Allure report directory (default: <results>/report)
@@ -200,6 +231,10 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
         junit: { type: 'string' },
         kcidb: { type: 'string' },
         origin: { type: 'string' },
+        queue: { type: 'string' },
+        from: { type: 'string' },
+        max: { type: 'string' },
+        db: { type: 'string' },
       },
     });
   } catch (err) {
@@ -207,9 +242,17 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
   }
   const { values: o, positionals } = parsed;
   const cmd = o.help ? 'help' : (positionals[0] ?? 'run');
-  if (!['run', 'exec', 'doctor', 'list', 'help', 'mutate', 'report'].includes(cmd)) {
-    throw new HarnessError('config', `unknown command "${cmd}"`, { hint: 'commands are run, exec, doctor, list, mutate, report, help' });
+  if (!['run', 'exec', 'doctor', 'list', 'help', 'mutate', 'report', 'queue', 'nightly', 'index', 'history'].includes(cmd)) {
+    throw new HarnessError('config', `unknown command "${cmd}"`, { hint: 'commands are run, exec, doctor, list, mutate, report, queue, nightly, index, history, help' });
   }
+  const nightlyOnly = (['queue', 'from', 'max'] as const).filter((k) => o[k] !== undefined);
+  if (!['queue', 'nightly'].includes(cmd) && nightlyOnly.length > 0) throw new HarnessError('config', `--${nightlyOnly[0]} belongs to the queue and nightly commands`, { hint: 'dax-harness nightly --queue DIR' });
+  if (cmd === 'queue' && (positionals[1] !== 'add' || positionals.length < 3)) {
+    throw new HarnessError('config', 'queue needs: queue add SERIES.mbx...', { hint: 'e.g. dax-harness queue add --queue /srv/dax-queue v2_20261203_fsdax.mbx' });
+  }
+  if (cmd === 'history' && positionals.length !== 2) throw new HarnessError('config', 'history needs one test: history [FS/]TEST', { hint: 'e.g. dax-harness history xfs/reflink-cow (`dax-harness list` names the tests)' });
+  const max = o.max === undefined ? null : Number(o.max);
+  if (max !== null && (!Number.isInteger(max) || max < 1)) throw new HarnessError('config', `--max ${o.max}: must be a whole number of series, 1 or more`, { hint: 'e.g. --max 1' });
   const reportOnly = (['out', 'junit', 'kcidb', 'origin'] as const).filter((k) => o[k] !== undefined);
   if (cmd !== 'report' && reportOnly.length > 0) throw new HarnessError('config', `--${reportOnly[0]} belongs to the report command`, { hint: 'dax-harness report [RUN_DIR...] --out DIR' });
   if (o.origin !== undefined && !/^[a-z0-9_]+$/.test(o.origin)) {
@@ -219,7 +262,7 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
   if (cmd === 'exec' && execArgv.length === 0) {
     throw new HarnessError('config', 'exec needs a command', { hint: 'e.g. dax-harness exec -- /opt/dax/bin/dax-fault --file /mnt/xfs/f --size 2m --align 2m' });
   }
-  if (cmd !== 'exec' && cmd !== 'report' && positionals.length > 1) throw new HarnessError('config', `unexpected argument "${positionals[1]}"`, { hint: 'see `dax-harness help`' });
+  if (!['exec', 'report', 'queue', 'history'].includes(cmd) && positionals.length > 1) throw new HarnessError('config', `unexpected argument "${positionals[1]}"`, { hint: 'see `dax-harness help`' });
   if (o.accel !== 'tcg' && o.accel !== 'kvm') throw new HarnessError('config', `--accel ${o.accel}: must be tcg or kvm`, { hint: 'use --accel tcg, or --accel kvm where /dev/kvm exists' });
   if (o.accel === 'kvm' && !existsSync('/dev/kvm')) throw new HarnessError('config', '--accel kvm: /dev/kvm does not exist', { hint: 'use --accel tcg' });
   const fss = list(o.fs);
@@ -279,6 +322,22 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
       kcidb: o.kcidb === undefined ? null : resolve(cwd, o.kcidb),
       origin: o.origin ?? 'daxharness',
     }),
+    nightly: Object.freeze({
+      queueDir: resolve(cwd, o.queue ?? 'queue'),
+      files: cmd === 'queue' ? positionals.slice(2).map((f) => resolve(cwd, f)) : [],
+      from: o.from ?? 'dax-harness <dax-harness@localhost>',
+      max,
+      db: resolve(cwd, o.db ?? join(o.results ?? join(repoDir, 'results'), 'history.sqlite')),
+      test: cmd === 'history' ? positionals[1]! : null,
+      passThrough: [
+        ...(o['infra-retries'] !== '1' ? ['--infra-retries', o['infra-retries']!] : []),
+        ...(o['boot-timeout'] ? ['--boot-timeout', o['boot-timeout']] : []),
+        ...(o['test-timeout'] ? ['--test-timeout', o['test-timeout']] : []),
+        ...(o.cache ? ['--cache', resolve(cwd, o.cache)] : []),
+        ...(o.jobs ? ['--jobs', o.jobs] : []),
+        ...(o.verbose ? ['-v'] : []),
+      ],
+    }),
   });
 }
 
@@ -302,7 +361,7 @@ interface BuildOptions {
 function resolveBuild(o: BuildOptions, cmd: string, cwd: string, repoDir: string): BuildSpec | null {
   const wantsBuild = o.tree !== undefined || o.base !== undefined || (o.series?.length ?? 0) > 0 || o.config !== undefined || o.fragment !== undefined || o.baseline || o.bisect || cmd === 'mutate';
   if (!wantsBuild) {
-    if (o.jobs !== undefined) throw new HarnessError('config', '--jobs given without a kernel to build', { hint: 'add --tree debian-6.1 (or a tree of yours)' });
+    if (o.jobs !== undefined && cmd !== 'nightly') throw new HarnessError('config', '--jobs given without a kernel to build', { hint: 'add --tree debian-6.1 (or a tree of yours)' });
     if (o.mutants !== undefined || (o.mutant?.length ?? 0) > 0) throw new HarnessError('config', '--mutants/--mutant belong to the mutate command', { hint: 'dax-harness mutate [--mutant NAME]' });
     return null;
   }

@@ -27,7 +27,8 @@ import { parseHelperReport, type Check, type HelperReport, type TestDef } from '
 import { TapWriter, type YamlValue } from './tap.js';
 import { parseDaxTrace, planTraceStart, planTraceStop } from './trace.js';
 import { loadKnownFailures, matchKnownFailure, type FailureEvidence } from './known-failures.js';
-import { parseRunRecords } from './report/run-records.js';
+import { parseRunRecords, type RunRecords } from './report/run-records.js';
+import { indexRun, openHistoryDb } from './history/history-db.js';
 import { formatJunit } from './report/junit.js';
 
 // xfail: a kernel failure the known-failure list explains; shown as TAP TODO, never as a pass.
@@ -408,6 +409,21 @@ export function kernelLogRecord(outside: OutsideFinding[], taint: OutsideTaint[]
   return { ...rec, outcome: 'fail', reason: `the kernel reported ${parts.length} incident(s) outside every test window: ${parts.join('; ')}` };
 }
 
+// The history database is an index of results/, which stays the source of truth: a database
+// that cannot be written is said on stderr, never a failed run (`dax-harness index` rebuilds it).
+function indexIntoHistory(path: string, recs: RunRecords, warn: (s: string) => void): void {
+  try {
+    const db = openHistoryDb(path);
+    try {
+      indexRun(db, recs);
+    } finally {
+      db.close();
+    }
+  } catch (err) {
+    warn(`the history database ${path} was not updated (${(err as Error).message}); \`dax-harness index\` rebuilds it from the run directories`);
+  }
+}
+
 /** Does a whole run: boots (and reboots) guests, runs every test, streams TAP; returns the exit code. */
 export async function runSuite(
   cfg: HarnessConfig,
@@ -669,6 +685,7 @@ export async function runSuite(
       // JUnit for Jenkins and GitLab, from the same records (never from the TAP text).
       const recs = parseRunRecords(store.dir, JSON.stringify(runJson), records.map((r) => JSON.stringify(r)).join('\n'));
       store.writeFile('junit.xml', formatJunit([recs]));
+      indexIntoHistory(join(cfg.resultsDir, 'history.sqlite'), recs, warn);
     } catch (err) {
       // Already failing (e.g. a full disk): the first error is the one to report.
       fatal ??= err;

@@ -1,0 +1,141 @@
+// The nightly: claims each waiting series of a queue, runs it as --baseline --bisect on every
+// kernel line of the queue, and files its verdict, a reply ready to send and patchwork checks
+// under done/<patchset hash>/. Nothing is sent: that is for the one who reads the verdicts.
+import { join } from 'node:path';
+import { runBaselineCampaign, type BaselineResult } from '../campaign.js';
+import type { HarnessConfig } from '../config.js';
+import { formatError, HarnessError } from '../errors.js';
+import { isNewFailure } from '../compare.js';
+import type { TestRecord } from '../run.js';
+import { claimNext, ensureQueue, fileDone, planQueueLayout, readQueueConfig, type Claimed, type QueueConfig, type QueueLine } from './queue.js';
+import { formatReplyEml, overallOf, planPatchworkChecks, type LineVerdict, type NewFailure, type SeriesVerdict } from './reply.js';
+
+/** Returns the argv of one line's campaign for a claimed series (resolved like a user's command). */
+export function planLineArgv(line: QueueLine, c: Claimed, qc: QueueConfig, resultsDir: string, extra: string[] = []): string[] {
+  const base = c.series.base ?? line.base;
+  return [
+    'run',
+    '--tree',
+    line.tree,
+    '--series',
+    c.path,
+    '--bisect',
+    ...(base ? ['--base', base] : []),
+    ...(qc.tests ? ['--tests', qc.tests] : []),
+    ...(qc.fs ? ['--fs', qc.fs] : []),
+    '--results',
+    resultsDir,
+    ...extra,
+  ];
+}
+
+// The evidence of a new failure in the reply: why, the failed checks, the dmesg lines.
+function evidenceOf(rec: TestRecord | undefined): string[] {
+  if (!rec) return [];
+  return [...rec.checks.filter((c) => !c.ok).map((c) => `check: ${c.name}: expected ${c.expected}, observed ${c.actual}`), ...rec.dmesgExcerpt.filter((l) => /WARNING|BUG|Oops|RIP:|Call Trace|refcount|page:/.test(l)).slice(0, 8)];
+}
+
+/** Returns the verdict of one line from what its campaign found (pure). */
+export function lineVerdictOf(line: string, r: BaselineResult): LineVerdict {
+  const common = { line, base: r.base.commit, campaignDir: r.campaignDir, fixed: [] as string[], newFailures: [] as NewFailure[] };
+  if (!r.comparison || !r.base.summary || !r.series.summary) {
+    const why = r.base.error ?? r.series.error ?? 'a kernel did not build or boot';
+    return { ...common, status: 'not run', reason: `infrastructure: ${why.split('\n')[0]}`, infra: [] };
+  }
+  const records = new Map(r.series.summary.records.map((x) => [`${x.fs}/${x.test}`, x]));
+  const newFailures = r.comparison.filter(isNewFailure).map((c): NewFailure => {
+    const culprit = r.culprits?.find((x) => x.point === c.point) ?? null;
+    const rec = records.get(c.point);
+    return {
+      point: c.point,
+      detail: c.detail ?? rec?.reason ?? c.change,
+      firstBad: culprit?.patch ?? null,
+      firstBadSubject: culprit?.subject ?? null,
+      unknown: culprit ? (culprit.patch === null ? `between patches ${culprit.between?.join(' and ')}: ${culprit.why ?? ''}` : null) : 'not bisected',
+      evidence: evidenceOf(rec),
+    };
+  });
+  const infra = [...r.base.summary.records.map((x) => ({ x, on: 'base' })), ...r.series.summary.records.map((x) => ({ x, on: 'series' }))]
+    .filter(({ x }) => x.outcome === 'error')
+    .map(({ x, on }) => `${on} ${x.fs}/${x.test}: ${x.reason}`);
+  return {
+    ...common,
+    status: newFailures.length > 0 ? 'new failures' : 'pass',
+    reason: null,
+    newFailures,
+    fixed: r.comparison.filter((c) => c.change === 'fixed').map((c) => c.point),
+    infra,
+  };
+}
+
+export interface NightlyOptions {
+  queueDir: string;
+  resultsDir: string;
+  /** Resolves a campaign's argv into a configuration (the CLI's resolveConfig). */
+  configFor: (argv: string[]) => HarnessConfig;
+  /** Passed to every campaign (e.g. --infra-retries 2). */
+  extraArgs?: string[];
+  from: string;
+  out: (line: string) => void;
+  log: (s: string) => void;
+  /** Stop after this many series (default: until the queue is empty). */
+  max?: number;
+}
+
+export interface NightlyResult {
+  done: { id: string; name: string; overall: SeriesVerdict['overall']; dir: string }[];
+  duplicates: string[];
+}
+
+/** Works through the queue until it is empty (or max series are done). */
+export async function runNightly(o: NightlyOptions): Promise<NightlyResult> {
+  const q = planQueueLayout(o.queueDir);
+  ensureQueue(q);
+  const qc = readQueueConfig(q);
+  const result: NightlyResult = { done: [], duplicates: [] };
+  for (;;) {
+    if (o.max !== undefined && result.done.length >= o.max) break;
+    const c = claimNext(q, (name, id) => {
+      result.duplicates.push(name);
+      o.log(`${name}: already tested as ${id.slice(0, 12)} (same patches): filed as a duplicate`);
+    });
+    if (!c) break;
+    o.log(`series ${c.series.name} (${c.series.id.slice(0, 12)}, ${c.series.patches.filter((p) => p.hasDiff).length} patch(es)): ${qc.lines.length} kernel line(s)`);
+    const lines: LineVerdict[] = [];
+    for (const line of qc.lines) {
+      const base = c.series.base ?? line.base;
+      try {
+        const cfg = o.configFor(planLineArgv(line, c, qc, o.resultsDir, o.extraArgs));
+        o.out(`# series ${c.series.name} on ${line.name}`);
+        const r = await runBaselineCampaign(cfg, o.out, o.log);
+        lines.push(lineVerdictOf(line.name, r));
+      } catch (err) {
+        const msg = formatError(err).replace(/^dax-harness: /, '');
+        // git am refusing the series is the series' result; anything else is a line not run.
+        if (err instanceof HarnessError && /does not apply to/.test(err.message)) {
+          lines.push({ line: line.name, status: 'does not apply', base, reason: msg.split('\n')[0]!, newFailures: [], fixed: [], infra: [], campaignDir: null });
+        } else {
+          lines.push({ line: line.name, status: 'not run', base, reason: msg.split('\n')[0]!, newFailures: [], fixed: [], infra: [], campaignDir: null });
+        }
+      }
+      o.log(`series ${c.series.name} on ${line.name}: ${lines[lines.length - 1]!.status}`);
+    }
+    const withDiff = c.series.patches.filter((p) => p.hasDiff);
+    const verdict: SeriesVerdict = {
+      id: c.series.id,
+      name: c.series.name,
+      thread: c.series.thread,
+      patches: withDiff.map((p) => ({ subject: p.subject, messageId: p.messageId })),
+      lines,
+      overall: overallOf(lines),
+    };
+    const dir = fileDone(q, c, {
+      'reply.eml': formatReplyEml(verdict, { from: o.from, date: new Date(), resultsHint: lines.map((l) => l.campaignDir).filter(Boolean).join(', ') || undefined }),
+      'patchwork-checks.json': `${JSON.stringify(planPatchworkChecks(verdict), null, 2)}\n`,
+      'verdict.json': `${JSON.stringify(verdict, null, 2)}\n`,
+    });
+    o.out(`# series ${c.series.name}: ${verdict.overall} (${join(dir, 'reply.eml')})`);
+    result.done.push({ id: verdict.id, name: verdict.name, overall: verdict.overall, dir });
+  }
+  return result;
+}
