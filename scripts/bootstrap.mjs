@@ -28,12 +28,15 @@ if (!existsSync(marker) || statSync(marker).mtimeMs < statSync(lock).mtimeMs) {
 run([process.execPath, join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')]);
 
 if (args.has('--test')) {
-  // The SSH target is tested against a real OpenSSH server on 127.0.0.1, and the dashboard
-  // in Debian's headless Chromium.
+  // The SSH target is tested against a real OpenSSH server on 127.0.0.1, the dashboard in
+  // Debian's headless Chromium.
   const need = [
     ['/usr/sbin/sshd', 'openssh-server'],
     ['/usr/bin/ssh-keygen', 'openssh-client'],
     ['/usr/bin/chromium', 'chromium'],
+    // The nightly lane runs a real Buildbot master and two workers on loopback.
+    ['/usr/bin/buildbot', 'buildbot'],
+    ['/usr/bin/buildbot-worker', 'buildbot-worker'],
   ].filter(([p]) => !existsSync(p));
   if (need.length > 0) {
     const pkgs = need.map(([, p]) => p);

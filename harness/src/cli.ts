@@ -12,6 +12,7 @@ import { runBaseline, runMutate } from './campaign.js';
 import { runReportCommand, loadRuns } from './report/report-command.js';
 import { enqueue, planQueueLayout } from './nightly/queue.js';
 import { runNightly } from './nightly/nightly.js';
+import { runMerge } from './nightly/merge.js';
 import { openHistoryDb, queryTestHistory, rebuildIndex } from './history/history-db.js';
 import { formatTestHistory } from './history/test-history.js';
 
@@ -81,6 +82,11 @@ async function main(): Promise<number> {
       rebuildIndex(db, runs);
       db.close();
       process.stdout.write(`indexed ${runs.length} run(s) into ${cfg.nightly.db}\n`);
+      return 0;
+    }
+    case 'merge': {
+      const m = runMerge(cfg.resultsDir, cfg.nightly.files, log);
+      process.stdout.write(`merged ${m.runs} run(s) and ${m.campaigns} campaign(s) into ${cfg.resultsDir}\n`);
       return 0;
     }
     case 'history': {

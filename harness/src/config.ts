@@ -11,7 +11,7 @@ import { selectTests, type TestDef } from './suite.js';
 import { parseSeries, type Patch } from './series.js';
 import { availableParallelism } from 'node:os';
 
-export type Command = 'run' | 'exec' | 'doctor' | 'list' | 'help' | 'mutate' | 'report' | 'queue' | 'nightly' | 'index' | 'history';
+export type Command = 'run' | 'exec' | 'doctor' | 'list' | 'help' | 'mutate' | 'report' | 'queue' | 'nightly' | 'index' | 'history' | 'merge';
 
 /** A kernel the harness builds: a tree, a base, a series, a config. */
 export interface BuildSpec {
@@ -68,7 +68,7 @@ export interface HarnessConfig {
 export interface NightlyConfig {
   /** The series queue (new/, cur/, done/, queue.json). */
   queueDir: string;
-  /** For `queue add`: the series files to queue. */
+  /** For `queue add`: the series files to queue; for merge: the source directories. */
   files: string[];
   /** The reply's From: header. */
   from: string;
@@ -109,6 +109,8 @@ commands:
             verdict.json, reply.eml (not sent) and patchwork-checks.json
   index     rebuild the history database (<results>/history.sqlite, or --db FILE) from results/
   history   dax-harness history [FS/]TEST: since when it fails, on which kernels, how flaky
+  merge     dax-harness merge --results DEST SRC...: move the runs and campaigns of other results
+            directories (Buildbot uploads) into DEST and index them
   report    dax-harness report [RUN_DIR...] [--out DIR] [--junit FILE] [--kcidb FILE]
             an Allure dashboard of the runs (default: every run under --results) with history,
             flakiness and new failures kept in DIR between calls (default: results/report);
@@ -242,8 +244,11 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
   }
   const { values: o, positionals } = parsed;
   const cmd = o.help ? 'help' : (positionals[0] ?? 'run');
-  if (!['run', 'exec', 'doctor', 'list', 'help', 'mutate', 'report', 'queue', 'nightly', 'index', 'history'].includes(cmd)) {
-    throw new HarnessError('config', `unknown command "${cmd}"`, { hint: 'commands are run, exec, doctor, list, mutate, report, queue, nightly, index, history, help' });
+  if (!['run', 'exec', 'doctor', 'list', 'help', 'mutate', 'report', 'queue', 'nightly', 'index', 'history', 'merge'].includes(cmd)) {
+    throw new HarnessError('config', `unknown command "${cmd}"`, { hint: 'commands are run, exec, doctor, list, mutate, report, queue, nightly, index, history, merge, help' });
+  }
+  if (cmd === 'merge' && (positionals.length < 2 || o.results === undefined)) {
+    throw new HarnessError('config', 'merge needs --results DEST and at least one source directory', { hint: 'e.g. dax-harness merge --results /srv/dax-results /srv/dax-results/incoming' });
   }
   const nightlyOnly = (['queue', 'from', 'max'] as const).filter((k) => o[k] !== undefined);
   if (!['queue', 'nightly'].includes(cmd) && nightlyOnly.length > 0) throw new HarnessError('config', `--${nightlyOnly[0]} belongs to the queue and nightly commands`, { hint: 'dax-harness nightly --queue DIR' });
@@ -262,7 +267,7 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
   if (cmd === 'exec' && execArgv.length === 0) {
     throw new HarnessError('config', 'exec needs a command', { hint: 'e.g. dax-harness exec -- /opt/dax/bin/dax-fault --file /mnt/xfs/f --size 2m --align 2m' });
   }
-  if (!['exec', 'report', 'queue', 'history'].includes(cmd) && positionals.length > 1) throw new HarnessError('config', `unexpected argument "${positionals[1]}"`, { hint: 'see `dax-harness help`' });
+  if (!['exec', 'report', 'queue', 'history', 'merge'].includes(cmd) && positionals.length > 1) throw new HarnessError('config', `unexpected argument "${positionals[1]}"`, { hint: 'see `dax-harness help`' });
   if (o.accel !== 'tcg' && o.accel !== 'kvm') throw new HarnessError('config', `--accel ${o.accel}: must be tcg or kvm`, { hint: 'use --accel tcg, or --accel kvm where /dev/kvm exists' });
   if (o.accel === 'kvm' && !existsSync('/dev/kvm')) throw new HarnessError('config', '--accel kvm: /dev/kvm does not exist', { hint: 'use --accel tcg' });
   const fss = list(o.fs);
@@ -324,7 +329,7 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
     }),
     nightly: Object.freeze({
       queueDir: resolve(cwd, o.queue ?? 'queue'),
-      files: cmd === 'queue' ? positionals.slice(2).map((f) => resolve(cwd, f)) : [],
+      files: cmd === 'queue' ? positionals.slice(2).map((f) => resolve(cwd, f)) : cmd === 'merge' ? positionals.slice(1).map((f) => resolve(cwd, f)) : [],
       from: o.from ?? 'dax-harness <dax-harness@localhost>',
       max,
       db: resolve(cwd, o.db ?? join(o.results ?? join(repoDir, 'results'), 'history.sqlite')),

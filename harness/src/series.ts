@@ -24,7 +24,14 @@ export interface Patch {
 
 const SEPARATOR = /^From \S+ .*\d{4}$|^From [0-9a-f]{40} Mon Sep 17 00:00:00 2001$/;
 
-/** Returns the subject with the [PATCH ...] prefix and RFC 2047 folding undone. */
+/** Returns a header of a message (folding undone), or '' when it has none. */
+export function headerOf(raw: string, name: string): string {
+  const lines = raw.split('\n');
+  const blank = lines.indexOf('');
+  return unfoldHeader(blank < 0 ? lines : lines.slice(0, blank), name);
+}
+
+/** Returns a header's value with RFC 5322 folding undone. */
 function unfoldHeader(lines: string[], name: string): string {
   const i = lines.findIndex((l) => l.toLowerCase().startsWith(`${name.toLowerCase()}:`));
   if (i < 0) return '';

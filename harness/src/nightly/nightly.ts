@@ -37,7 +37,7 @@ function evidenceOf(rec: TestRecord | undefined): string[] {
 
 /** Returns the verdict of one line from what its campaign found (pure). */
 export function lineVerdictOf(line: string, r: BaselineResult): LineVerdict {
-  const common = { line, base: r.base.commit, campaignDir: r.campaignDir, fixed: [] as string[], newFailures: [] as NewFailure[] };
+  const common = { line, base: r.base.commit, campaignDir: r.campaignDir, fixed: [] as string[], newFailures: [] as NewFailure[], evidence: [] as string[] };
   if (!r.comparison || !r.base.summary || !r.series.summary) {
     const why = r.base.error ?? r.series.error ?? 'a kernel did not build or boot';
     return { ...common, status: 'not run', reason: `infrastructure: ${why.split('\n')[0]}`, infra: [] };
@@ -110,12 +110,13 @@ export async function runNightly(o: NightlyOptions): Promise<NightlyResult> {
         const r = await runBaselineCampaign(cfg, o.out, o.log);
         lines.push(lineVerdictOf(line.name, r));
       } catch (err) {
-        const msg = formatError(err).replace(/^dax-harness: /, '');
+        const none = { line: line.name, base, newFailures: [], fixed: [], infra: [], campaignDir: null };
         // git am refusing the series is the series' result; anything else is a line not run.
         if (err instanceof HarnessError && /does not apply to/.test(err.message)) {
-          lines.push({ line: line.name, status: 'does not apply', base, reason: msg.split('\n')[0]!, newFailures: [], fixed: [], infra: [], campaignDir: null });
+          lines.push({ ...none, status: 'does not apply', reason: err.message, evidence: (err.detail ?? '').split('\n').filter(Boolean).slice(0, 20) });
         } else {
-          lines.push({ line: line.name, status: 'not run', base, reason: msg.split('\n')[0]!, newFailures: [], fixed: [], infra: [], campaignDir: null });
+          const msg = err instanceof HarnessError ? err.message : formatError(err).replace(/^dax-harness: /, '').split('\n')[0]!;
+          lines.push({ ...none, status: 'not run', reason: msg, evidence: [] });
         }
       }
       o.log(`series ${c.series.name} on ${line.name}: ${lines[lines.length - 1]!.status}`);

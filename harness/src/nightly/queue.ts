@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { HarnessError } from '../errors.js';
-import { parseSeries, patchsetHash, type Patch } from '../series.js';
+import { headerOf, parseSeries, patchsetHash, type Patch } from '../series.js';
 
 export interface QueueLayout {
   root: string;
@@ -86,7 +86,9 @@ export interface QueuedSeries {
 export function describeQueuedSeries(name: string, text: string): QueuedSeries {
   const patches = parseSeries(text, name);
   const cover = patches.find((p) => !p.hasDiff || p.number === 0) ?? patches[0]!;
-  return { name, patches, id: patchsetHash(patches), base: parseBaseCommit(text), thread: { subject: cover.subject, messageId: cover.messageId, from: cover.from } };
+  // The reply keeps the subject as sent, [PATCH v2 0/3] and all, so it threads in mail readers.
+  const subject = headerOf(cover.raw, 'Subject') || cover.subject;
+  return { name, patches, id: patchsetHash(patches), base: parseBaseCommit(text), thread: { subject, messageId: cover.messageId, from: cover.from } };
 }
 
 /** Makes the queue's directories (and keeps anything already in them). */

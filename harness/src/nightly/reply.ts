@@ -29,6 +29,8 @@ export interface LineVerdict {
   fixed: string[];
   /** Infrastructure trouble that left some point without a verdict (named, never hidden). */
   infra: string[];
+  /** For does not apply: what git am said (the conflict). */
+  evidence: string[];
   campaignDir: string | null;
 }
 
@@ -79,12 +81,13 @@ export function formatReplyBody(v: SeriesVerdict, opts: { resultsHint?: string }
         out.push(`${l.line}${base}: ${l.newFailures.length} new failure(s):`);
         for (const f of l.newFailures) {
           const where = f.firstBad !== null ? `first bad patch ${f.firstBad}/${v.patches.length}: "${f.firstBadSubject ?? ''}"` : `first bad patch unknown (${f.unknown ?? 'not bisected'})`;
-          out.push('', `  ${f.point}: ${where}`, `    ${cut(f.detail, 72)}`, ...f.evidence.slice(0, 12).map((e) => `    > ${cut(e, 70)}`));
+          // Evidence is cut long, never wrapped: a check name or a dmesg line stays greppable.
+          out.push('', `  ${f.point}: ${where}`, `    ${cut(f.detail, 200)}`, ...f.evidence.slice(0, 12).map((e) => `    > ${cut(e, 200)}`));
         }
         out.push('');
         break;
       case 'does not apply':
-        out.push(`${l.line}: does not apply to ${l.base ? l.base.slice(0, 12) : 'the base'}: ${l.reason ?? ''}`);
+        out.push(`${l.line}: does not apply to ${l.base ? l.base.slice(0, 12) : 'the base'}: ${l.reason ?? ''}`, ...l.evidence.slice(0, 20).map((e) => `    > ${cut(e, 200)}`));
         break;
       case 'not run':
         out.push(`${l.line}: NOT RUN: ${l.reason ?? 'unknown reason'}`);

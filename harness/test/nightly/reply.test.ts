@@ -3,7 +3,7 @@
 import t from 'tap';
 import { formatReplyBody, formatReplyEml, overallOf, planPatchworkChecks, type LineVerdict, type SeriesVerdict } from '../../src/nightly/reply.js';
 
-const line = (over: Partial<LineVerdict>): LineVerdict => ({ line: 'debian-6.1', status: 'pass', base: 'a'.repeat(40), reason: null, newFailures: [], fixed: [], infra: [], campaignDir: '/r/c', ...over });
+const line = (over: Partial<LineVerdict>): LineVerdict => ({ line: 'debian-6.1', status: 'pass', base: 'a'.repeat(40), reason: null, newFailures: [], fixed: [], infra: [], evidence: [], campaignDir: '/r/c', ...over });
 const verdict = (lines: LineVerdict[]): SeriesVerdict => ({
   id: 'f'.repeat(64),
   name: 'v2.mbx',
