@@ -12,7 +12,7 @@ import { runBaseline, runMutate } from './campaign.js';
 import { runReportCommand, loadRuns } from './report/report-command.js';
 import { enqueue, planQueueLayout } from './nightly/queue.js';
 import { runNightly } from './nightly/nightly.js';
-import { runMerge } from './nightly/merge.js';
+import { runGuests, runMerge } from './nightly/merge.js';
 import { openHistoryDb, queryTestHistory, rebuildIndex } from './history/history-db.js';
 import { formatTestHistory } from './history/test-history.js';
 
@@ -51,6 +51,11 @@ async function main(): Promise<number> {
         return 0;
       }
       if (cfg.baseline) return await runBaseline(cfg, (line) => process.stdout.write(`${line}\n`), log);
+      if (cfg.guests > 1) {
+        const g = await runGuests(cfg, (line) => process.stdout.write(`${line}\n`), log);
+        process.stderr.write(`dax-harness: results in ${g.runDir}\n`);
+        return g.exitCode;
+      }
       const summary = await runSuite(cfg, (line) => process.stdout.write(`${line}\n`), log);
       process.stderr.write(`dax-harness: results in ${summary.runDir}\n`);
       return summary.exitCode;

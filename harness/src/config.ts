@@ -59,6 +59,10 @@ export interface HarnessConfig {
   knownFailuresPath: string;
   /** For exec: the command to run in the guest. */
   execArgv: string[];
+  /** Run only this share of the points (fs × tests, dealt round-robin); merge joins the shares. */
+  shard: { index: number; count: number } | null;
+  /** Guests at once: the run is dealt into this many shards that run together, then merged. */
+  guests: number;
   /** For report: the run directories (empty: every run under resultsDir) and what to write. */
   report: ReportConfig;
   /** For queue, nightly, index and history. */
@@ -160,6 +164,9 @@ kernel built from source (all build options imply a built kernel):
   --infra-retries N      retries of a test that hit an infrastructure error (default: 1)
   --ssh-port PORT        host port for the guest's SSH on 127.0.0.1 (default: a free one)
   --append WORDS         extra kernel command-line words (repeatable)
+  --shard I/N            run only the I-th of N shares of the points (fs x tests, round-robin);
+                         dax-harness merge joins the N run directories into one run
+  --guests N             run N guests at once (the run dealt into N shards, merged at the end)
   --known-failures FILE  known-failure list (default: kernel-tests/known-failures.json)
   --no-install           never run apt-get; fail with the list of missing packages instead
   --dry-run              print the plans (QEMU command line, guest setup) and exit
@@ -229,6 +236,8 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
         'dry-run': { type: 'boolean', default: false },
         verbose: { type: 'boolean', short: 'v', default: false },
         help: { type: 'boolean', short: 'h', default: false },
+        shard: { type: 'string' },
+        guests: { type: 'string' },
         out: { type: 'string' },
         junit: { type: 'string' },
         kcidb: { type: 'string' },
@@ -256,6 +265,16 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
     throw new HarnessError('config', 'queue needs: queue add SERIES.mbx...', { hint: 'e.g. dax-harness queue add --queue /srv/dax-queue v2_20261203_fsdax.mbx' });
   }
   if (cmd === 'history' && positionals.length !== 2) throw new HarnessError('config', 'history needs one test: history [FS/]TEST', { hint: 'e.g. dax-harness history xfs/reflink-cow (`dax-harness list` names the tests)' });
+  const shardM = o.shard === undefined ? null : /^(\d+)\/(\d+)$/.exec(o.shard);
+  if (o.shard !== undefined && (!shardM || Number(shardM[1]) < 1 || Number(shardM[1]) > Number(shardM[2]))) {
+    throw new HarnessError('config', `--shard ${o.shard}: must be I/N with 1 <= I <= N`, { hint: 'e.g. --shard 1/2 on one machine and --shard 2/2 on another, then dax-harness merge' });
+  }
+  const guests = o.guests === undefined ? 1 : Number(o.guests);
+  if (!Number.isInteger(guests) || guests < 1 || guests > 8) throw new HarnessError('config', `--guests ${o.guests}: must be a whole number from 1 to 8`, { hint: 'each guest is a QEMU with its own CPU share: 2 on a 2-core machine' });
+  if (guests > 1 && o.shard !== undefined) throw new HarnessError('config', '--guests and --shard cannot be combined', { hint: '--guests N runs N shards on this machine; --shard I/N runs one of them' });
+  if ((o.shard !== undefined || guests > 1) && (cmd !== 'run' || o.baseline || o.bisect)) {
+    throw new HarnessError('config', `--${o.shard !== undefined ? 'shard' : 'guests'} splits one run's points: it goes with run, not with --baseline, --bisect or ${cmd}`, { hint: 'e.g. dax-harness run --guests 2' });
+  }
   const max = o.max === undefined ? null : Number(o.max);
   if (max !== null && (!Number.isInteger(max) || max < 1)) throw new HarnessError('config', `--max ${o.max}: must be a whole number of series, 1 or more`, { hint: 'e.g. --max 1' });
   const reportOnly = (['out', 'junit', 'kcidb', 'origin'] as const).filter((k) => o[k] !== undefined);
@@ -318,6 +337,8 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
     extraAppend: (o.append ?? []).flatMap((a) => a.split(/\s+/)).filter(Boolean),
     verbose: o.verbose ?? false,
     execArgv,
+    shard: shardM ? { index: Number(shardM[1]), count: Number(shardM[2]) } : null,
+    guests,
     knownFailuresPath: resolve(cwd, o['known-failures'] ?? join(repoDir, 'kernel-tests', 'known-failures.json')),
     report: Object.freeze({
       runs: cmd === 'report' ? positionals.slice(1).map((d) => resolve(cwd, d)) : [],

@@ -30,6 +30,7 @@ import { loadKnownFailures, matchKnownFailure, type FailureEvidence } from './kn
 import { parseRunRecords, type RunRecords } from './report/run-records.js';
 import { indexRun, openHistoryDb } from './history/history-db.js';
 import { formatJunit } from './report/junit.js';
+import { shardPoints } from './shard.js';
 
 // xfail: a kernel failure the known-failure list explains; shown as TAP TODO, never as a pass.
 export type Outcome = 'pass' | 'fail' | 'skip' | 'timeout' | 'crash' | 'error' | 'xfail';
@@ -316,6 +317,21 @@ function tapDiag(rec: TestRecord, model: RefcountModel | null): Record<string, Y
   return d;
 }
 
+/** Returns the TAP document of a finished run from its records (what a merged run prints). */
+export function formatRunTap(records: TestRecord[], filesystems: string[], header: string[], model: RefcountModel | null): string[] {
+  const lines: string[] = [];
+  const tap = new TapWriter((l) => lines.push(...l));
+  tap.start(filesystems.length + 1, header);
+  for (const fs of filesystems) {
+    const recs = records.filter((r) => r.fs === fs);
+    tap.beginSubtest(fs, recs.length);
+    for (const r of recs) tap.point(tapPoint(r, model));
+    tap.endSubtest();
+  }
+  for (const r of records.filter((x) => x.fs === 'all')) tap.point(tapPoint(r, null));
+  return lines;
+}
+
 function tapPoint(rec: TestRecord, model: RefcountModel | null): Parameters<TapWriter['point']>[0] {
   const diag = tapDiag(rec, model);
   if (rec.outcome === 'skip') return { ok: true, name: rec.test, directive: { kind: 'SKIP', reason: rec.reason }, diag };
@@ -461,6 +477,7 @@ export async function runSuite(
     },
     // Where the suite ran: a QEMU guest today; a lab machine will be `lab:NAME`.
     target: 'qemu',
+    shard: cfg.shard,
     profile: cfg.profile,
     accel: cfg.accel,
     filesystems: cfg.filesystems,
@@ -547,9 +564,12 @@ export async function runSuite(
     let announcedModel = false;
     // The model of the guest a test ran on, kept when that guest is replaced right after.
     let lastModel: RefcountModel | null = null;
+    // A shard runs its share of the points only; the others are another shard's (merge joins them).
+    const mine = new Set(shardPoints(cfg.filesystems, cfg.tests.map((t) => t.name), cfg.shard));
     for (const fs of cfg.filesystems) {
-      tap.beginSubtest(fs, cfg.tests.length);
-      for (const t of cfg.tests) {
+      const tests = cfg.tests.filter((t) => mine.has(`${fs}-${t.name}`));
+      tap.beginSubtest(fs, tests.length);
+      for (const t of tests) {
         const point = `${fs}-${t.name}`;
         const attempts: Attempt[] = [];
         let rec: TestRecord | null = null;

@@ -112,6 +112,17 @@ t.test('report: run directories, the dashboard directory and the exports', async
   configError(t, ['report', '--origin', 'My-Lab'], /--origin My-Lab: KCIDB origins are lower-case letters/, 'a bad KCIDB origin');
 });
 
+t.test('--shard and --guests split one run', async (t) => {
+  t.same(resolveConfig(['run', '--shard', '2/3'], env, repoDir, cwd).shard, { index: 2, count: 3 });
+  t.equal(resolveConfig(['run', '--guests', '2'], env, repoDir, cwd).guests, 2);
+  t.equal(resolveConfig(['run'], env, repoDir, cwd).shard, null);
+  configError(t, ['run', '--shard', '3/2'], /--shard 3\/2: must be I\/N with 1 <= I <= N/, 'shard beyond the count');
+  configError(t, ['run', '--shard', '0/2'], /--shard 0\/2/, 'shard 0');
+  configError(t, ['run', '--guests', '9'], /--guests 9: must be a whole number from 1 to 8/, 'too many guests');
+  configError(t, ['run', '--guests', '2', '--shard', '1/2'], /--guests and --shard cannot be combined/, 'both');
+  configError(t, ['run', '--tree', 'debian-6.1', '--series', 'x', '--baseline', '--guests', '2'], /.*/, 'with a campaign');
+});
+
 t.test('loadProfile', async (t) => {
   const p = loadProfile(repoDir, 'default');
   t.equal(p.name, 'default');

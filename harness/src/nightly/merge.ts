@@ -2,11 +2,17 @@
 // workers' uploads, another machine's results/) into one, and indexes them. Run and campaign
 // directories keep their names (run ids are unique); a campaign's run_dir paths are rewritten
 // to where its runs now are. Nothing is overwritten: a name DEST already has is an error.
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { HarnessError } from '../errors.js';
 import { indexRun, openHistoryDb } from '../history/history-db.js';
-import { readRunDir } from '../report/run-records.js';
+import { parseRunRecords, readRunDir, type RunJson, type RunRecords } from '../report/run-records.js';
+import { formatJunit } from '../report/junit.js';
+import { ensureResultsRoot, RunStore } from '../results.js';
+import { exitCodeFor, formatRunTap, prepare, runSuite } from '../run.js';
+import type { HarnessConfig } from '../config.js';
+import { mergeShardRecords } from '../shard.js';
+import type { RefcountModel } from '../model.js';
 
 export interface MergePlan {
   runs: string[];
@@ -70,12 +76,99 @@ export function runMerge(dest: string, sources: string[], log: (s: string) => vo
     for (const f of readdirSync(parent)) if (/^history\.sqlite(-wal|-shm)?$/.test(f)) rmSync(join(parent, f), { force: true });
     if (readdirSync(parent).length === 0 && !sources.map((x) => resolve(x)).includes(parent)) rmSync(parent, { recursive: true, force: true });
   }
+  const moved = all.runs.map((d) => join(dest, basename(d)));
+  const joined = mergeShardRuns(dest, moved, log);
   const db = openHistoryDb(join(dest, 'history.sqlite'));
   try {
-    for (const d of all.runs) indexRun(db, readRunDir(join(dest, basename(d))));
+    // A shard joined into a run is indexed as that run, not twice.
+    for (const d of [...moved.filter((x) => existsSync(x)), ...joined]) indexRun(db, readRunDir(d));
   } finally {
     db.close();
   }
-  log(`merged ${all.runs.length} run(s) and ${all.campaigns.length} campaign(s) into ${dest}`);
+  log(`merged ${all.runs.length} run(s) and ${all.campaigns.length} campaign(s) into ${dest}${joined.length ? `; ${joined.length} run(s) joined from shards` : ''}`);
   return { runs: all.runs.length, campaigns: all.campaigns.length };
+}
+
+// Runs are shards of one run when they ran the same kernel build, tests, filesystems and profile
+// in the same number of shards.
+function shardGroupKey(r: RunRecords): string | null {
+  const j = r.run as RunJson & { shard?: { index: number; count: number } | null; tests?: string[]; profile?: { name: string } };
+  if (!j.shard) return null;
+  return JSON.stringify([r.build, r.source.series?.hash ?? null, j.tests ?? [], j.filesystems, j.profile?.name ?? '', j.shard.count, r.target]);
+}
+
+/** Joins complete groups of shard runs under dest into one run each (the shard directories move
+ *  into the merged run's shards/); returns the merged runs' directories. */
+export function mergeShardRuns(dest: string, runDirs: string[], log: (s: string) => void): string[] {
+  const groups = new Map<string, RunRecords[]>();
+  for (const d of runDirs) {
+    const r = readRunDir(d);
+    const k = shardGroupKey(r);
+    if (k) groups.set(k, [...(groups.get(k) ?? []), r]);
+  }
+  const merged: string[] = [];
+  for (const rs of groups.values()) {
+    const shard = (r: RunRecords): { index: number; count: number } => (r.run as unknown as { shard: { index: number; count: number } }).shard;
+    const n = shard(rs[0]!).count;
+    const indices = rs.map((r) => shard(r).index).sort((a, b) => a - b);
+    if (indices.length !== n || indices.some((x, i) => x !== i + 1)) {
+      log(`shards ${indices.join(', ')} of ${n} of ${rs[0]!.run.kernel.release}: not all ${n} here, left as they are`);
+      continue;
+    }
+    rs.sort((a, b) => shard(a).index - shard(b).index);
+    const first = rs[0]!.run as RunJson & { tests: string[]; profile?: { name: string } };
+    const records = mergeShardRecords(first.filesystems, first.tests, rs.map((r) => r.tests));
+    const store = RunStore.create(dest, `${first.kernel.release}-merged`);
+    const runId = basename(store.dir);
+    const runJson = {
+      ...first,
+      runId,
+      startedAt: rs.map((r) => r.run.startedAt).sort()[0],
+      finishedAt: rs.map((r) => r.run.finishedAt ?? '').sort().at(-1),
+      shard: null,
+      mergedFrom: rs.map((r) => r.run.runId),
+      boots: rs.flatMap((r) => r.run.boots ?? []),
+      infra: rs.flatMap((r) => r.run.infra ?? []),
+      counts: records.reduce<Record<string, number>>((c, x) => ({ ...c, [x.outcome]: (c[x.outcome] ?? 0) + 1 }), {}),
+      exitCode: exitCodeFor(records.map((x) => x.outcome)),
+    };
+    for (const x of records) store.record(x);
+    store.tap(formatRunTap(records, first.filesystems, [`dax-harness run ${runId} (merged from ${runJson.mergedFrom.join(', ')})`], (first.model as RefcountModel | null | undefined) ?? null));
+    store.writeFile('run.json', `${JSON.stringify(runJson, null, 2)}\n`);
+    store.writeFile('junit.xml', formatJunit([parseRunRecords(store.dir, JSON.stringify(runJson), records.map((x) => JSON.stringify(x)).join('\n'))]));
+    store.close();
+    mkdirSync(join(store.dir, 'shards'));
+    for (const r of rs) move(r.dir, join(store.dir, 'shards', basename(r.dir)));
+    log(`merged ${rs.length} shards into ${store.dir}`);
+    merged.push(store.dir);
+  }
+  return merged;
+}
+
+/** `run --guests N`: the run dealt into N shards that run at once, each on its own guest, then
+ *  joined into one run directory under cfg.resultsDir. The TAP is printed once, joined. */
+export async function runGuests(cfg: HarnessConfig, out: (line: string) => void, log: (s: string) => void): Promise<{ exitCode: number; runDir: string }> {
+  ensureResultsRoot(cfg.resultsDir);
+  // Kernel and guest image once, before the guests: two builds of one image would race.
+  const prepared = await prepare(cfg, log);
+  const tmp = mkdtempSync(join(cfg.resultsDir, '.guests-'));
+  try {
+    const shards = await Promise.all(
+      Array.from({ length: cfg.guests }, (_, i) =>
+        runSuite({ ...cfg, shard: { index: i + 1, count: cfg.guests }, resultsDir: tmp }, () => {}, (s) => log(`guest ${i + 1}/${cfg.guests}: ${s}`), prepared.kernel),
+      ),
+    );
+    const [dir] = mergeShardRuns(cfg.resultsDir, shards.map((s) => s.runDir), log);
+    if (!dir) throw new HarnessError('internal', 'the shards of this run did not join into one');
+    for (const line of readFileSync(join(dir, 'results.tap'), 'utf8').trimEnd().split('\n')) out(line);
+    const db = openHistoryDb(join(cfg.resultsDir, 'history.sqlite'));
+    try {
+      indexRun(db, readRunDir(dir));
+    } finally {
+      db.close();
+    }
+    return { exitCode: (JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as { exitCode: number }).exitCode, runDir: dir };
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 }
