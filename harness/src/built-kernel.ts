@@ -13,7 +13,7 @@ import { patchsetHash, type Patch } from './series.js';
 import { applySeriesAt, checkoutCommit, DEBIAN_TREE, prepareTree, resolveBase, treeIdOf, type AppliedSeries, type TreeCheckout } from './tree.js';
 
 /** Returns true if a process with this pid exists (signal 0 probes without sending). */
-function alive(pid: number): boolean {
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

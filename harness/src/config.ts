@@ -272,6 +272,7 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
   const guests = o.guests === undefined ? 1 : Number(o.guests);
   if (!Number.isInteger(guests) || guests < 1 || guests > 8) throw new HarnessError('config', `--guests ${o.guests}: must be a whole number from 1 to 8`, { hint: 'each guest is a QEMU with its own CPU share: 2 on a 2-core machine' });
   if (guests > 1 && o.shard !== undefined) throw new HarnessError('config', '--guests and --shard cannot be combined', { hint: '--guests N runs N shards on this machine; --shard I/N runs one of them' });
+  if (guests > 1 && o['ssh-port'] !== undefined) throw new HarnessError('config', '--ssh-port gives one port, and --guests needs one per guest', { hint: 'leave --ssh-port out: each guest gets a free port' });
   if ((o.shard !== undefined || guests > 1) && (cmd !== 'run' || o.baseline || o.bisect)) {
     throw new HarnessError('config', `--${o.shard !== undefined ? 'shard' : 'guests'} splits one run's points: it goes with run, not with --baseline, --bisect or ${cmd}`, { hint: 'e.g. dax-harness run --guests 2' });
   }

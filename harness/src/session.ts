@@ -97,7 +97,7 @@ export class GuestSession {
     // The cached base image plus a small archive with this boot's keys: the kernel unpacks
     // concatenated cpio archives in order.
     writeFileSync(initrd, Buffer.concat([readFileSync(o.imagePath), formatKeyOverlay(keys.hostKeyDropbear, keys.clientPublicLine)]));
-    if (n > 1) o.log(`booting a fresh guest (boot ${n})`);
+    o.log(n > 1 ? `booting a fresh guest (boot ${n})` : 'booting the guest');
     const guest = await bootGuest({
       profile: o.profile,
       accel: o.accel,

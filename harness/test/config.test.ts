@@ -120,6 +120,7 @@ t.test('--shard and --guests split one run', async (t) => {
   configError(t, ['run', '--shard', '0/2'], /--shard 0\/2/, 'shard 0');
   configError(t, ['run', '--guests', '9'], /--guests 9: must be a whole number from 1 to 8/, 'too many guests');
   configError(t, ['run', '--guests', '2', '--shard', '1/2'], /--guests and --shard cannot be combined/, 'both');
+  configError(t, ['run', '--guests', '2', '--ssh-port', '10022'], /--ssh-port gives one port/, 'one port for two guests');
   configError(t, ['run', '--tree', 'debian-6.1', '--series', 'x', '--baseline', '--guests', '2'], /.*/, 'with a campaign');
 });
 

@@ -47,7 +47,8 @@ function parseTap(text: string): Promise<{ plan: number; failures: unknown[]; ex
 }
 
 function onlyRun(results: string): string {
-  const runs = readdirSync(results);
+  // Run directories only: results/ also holds the history database.
+  const runs = readdirSync(results).filter((d) => existsSync(join(results, d, 'run.json')));
   if (runs.length !== 1) throw new Error(`expected one run directory in ${results}, found ${runs.length}`);
   return join(results, runs[0]!);
 }

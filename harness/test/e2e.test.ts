@@ -80,8 +80,9 @@ t.test('the default run on Debian 6.1: TAP, exit code and the evidence on disk',
     t.same(c.names.map((n) => n.replace(/ # .*$/, '')), names, `${c.name}: every test of the suite, in order`);
   }
 
-  const runs = readdirSync(results);
+  const runs = readdirSync(results).filter((d) => existsSync(join(results, d, 'run.json')));
   t.equal(runs.length, 1, 'one run directory');
+  t.ok(existsSync(join(results, 'history.sqlite')), 'and the run indexed into the history database');
   const dir = join(results, runs[0]!);
   for (const f of ['results.tap', 'console.log', 'dmesg.txt', 'run.json', 'tests.jsonl', 'junit.xml']) t.ok(existsSync(join(dir, f)), `${f} written`);
   // execa strips the final newline of stdout.
@@ -152,6 +153,6 @@ t.test('a kernel that is not a kernel is a boot error (exit 2) with the console 
   t.equal(tap.failures.length, 3, 'both subtests and the kernel log are reported, not ok');
   t.match(r.stdout, /# Subtest: ext4\n    1\.\.\d+\n(?:    # infrastructure: boot-failed in ext4-mmap-fault-4k .*\n)+    not ok 1 - mmap-fault-4k # ERROR /, 'points are marked as infrastructure errors, after a comment per failed boot');
   t.match(r.stderr, /dax-harness: infrastructure: boot-failed in ext4-mmap-fault-4k \(attempt 1\): .*retrying on a fresh guest/, 'the retried boot is on stderr');
-  const runs = readdirSync(results).filter((d) => d !== 'not-a-bzImage');
+  const runs = readdirSync(results).filter((d) => d !== 'not-a-bzImage' && d !== 'history.sqlite');
   t.equal(runs.length, 2, 'the second run got its own directory; the first is untouched');
 });

@@ -7,7 +7,7 @@ import type { HarnessConfig } from '../config.js';
 import { formatError, HarnessError } from '../errors.js';
 import { isNewFailure } from '../compare.js';
 import type { TestRecord } from '../run.js';
-import { claimNext, ensureQueue, fileDone, planQueueLayout, readQueueConfig, type Claimed, type QueueConfig, type QueueLine } from './queue.js';
+import { claimNext, ensureQueue, fileDone, planQueueLayout, readQueueConfig, requeueAbandoned, type Claimed, type QueueConfig, type QueueLine } from './queue.js';
 import { formatReplyEml, overallOf, planPatchworkChecks, type LineVerdict, type NewFailure, type SeriesVerdict } from './reply.js';
 
 /** Returns the argv of one line's campaign for a claimed series (resolved like a user's command). */
@@ -93,6 +93,7 @@ export async function runNightly(o: NightlyOptions): Promise<NightlyResult> {
   ensureQueue(q);
   const qc = readQueueConfig(q);
   const result: NightlyResult = { done: [], duplicates: [] };
+  for (const name of requeueAbandoned(q)) o.log(`${name}: its worker on this host is gone; put back in the queue`);
   for (;;) {
     if (o.max !== undefined && result.done.length >= o.max) break;
     const c = claimNext(q, (name, id) => {

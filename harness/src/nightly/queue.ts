@@ -2,8 +2,10 @@
 // .mbx), `cur/` (claimed by a worker) and `done/` (one directory per series, by its patchset
 // hash, holding the verdict and the reply). A worker claims a series by renaming it from new/
 // to cur/: rename is atomic, so two workers never take the same one.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
+import { alive } from '../built-kernel.js';
 import { HarnessError } from '../errors.js';
 import { headerOf, parseSeries, patchsetHash, type Patch } from '../series.js';
 
@@ -125,6 +127,40 @@ export interface Claimed {
   path: string;
 }
 
+// Who holds a claim: a worker that dies (killed, machine rebooted) leaves its series in cur/,
+// and the next worker on the same host puts it back in new/ instead of losing it.
+interface ClaimRecord {
+  pid: number;
+  host: string;
+  at: string;
+}
+const claimFile = (q: QueueLayout, name: string): string => join(q.cur, `.${name}.claim`);
+
+/** Puts back into new/ the series whose worker on this host is gone; returns their names. */
+export function requeueAbandoned(q: QueueLayout, isAlive: (pid: number) => boolean = alive): string[] {
+  ensureQueue(q);
+  const back: string[] = [];
+  for (const name of readdirSync(q.cur).filter((n) => !n.startsWith('.'))) {
+    let holder: ClaimRecord | null = null;
+    try {
+      holder = JSON.parse(readFileSync(claimFile(q, name), 'utf8')) as ClaimRecord;
+    } catch {
+      // Claimed but not yet recorded (the worker is between rename and write): leave it.
+      continue;
+    }
+    if (holder.host !== hostname() || isAlive(holder.pid)) continue;
+    try {
+      renameSync(join(q.cur, name), join(q.new, name));
+      rmSync(claimFile(q, name), { force: true });
+      back.push(name);
+    } catch (err) {
+      // Another worker requeued it first.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+  return back;
+}
+
 /** Claims the oldest waiting series (by name) for this worker; null when none is left. A series
  *  already done (same patchset hash) is moved straight to done/ as a duplicate. */
 export function claimNext(q: QueueLayout, onDuplicate: (name: string, id: string) => void = () => {}): Claimed | null {
@@ -138,8 +174,10 @@ export function claimNext(q: QueueLayout, onDuplicate: (name: string, id: string
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
       throw err;
     }
+    writeFileSync(claimFile(q, name), `${JSON.stringify({ pid: process.pid, host: hostname(), at: new Date().toISOString() } satisfies ClaimRecord)}\n`);
     const series = describeQueuedSeries(name, readFileSync(path, 'utf8'));
     if (existsSync(join(q.done, series.id, 'verdict.json'))) {
+      rmSync(claimFile(q, name), { force: true });
       renameSync(path, join(q.done, series.id, `duplicate-${name}`));
       onDuplicate(name, series.id);
       continue;
@@ -159,5 +197,6 @@ export function fileDone(q: QueueLayout, c: Claimed, files: Record<string, strin
     renameSync(join(dir, `.${name}.tmp`), join(dir, name));
   }
   renameSync(c.path, join(dir, c.series.name));
+  rmSync(claimFile(q, c.series.name), { force: true });
   return dir;
 }

@@ -3,9 +3,9 @@
 import t from 'tap';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { claimNext, describeQueuedSeries, enqueue, fileDone, parseBaseCommit, parseQueueConfig, planQueueLayout } from '../../src/nightly/queue.js';
+import { claimNext, describeQueuedSeries, enqueue, fileDone, parseBaseCommit, parseQueueConfig, planQueueLayout, requeueAbandoned } from '../../src/nightly/queue.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dax-queue-'));
 const repo = join(dir, 'repo');
@@ -51,7 +51,8 @@ t.test('claims: each series once, even with two workers racing; a done series is
   const a = claimNext(q);
   const b = claimNext(q);
   t.ok(a && !b, 'the second worker finds nothing');
-  t.same(readdirSync(q.cur), ['v1.mbx']);
+  t.same(readdirSync(q.cur).sort(), ['.v1.mbx.claim', 'v1.mbx'], 'claimed, with who holds it');
+  t.match(JSON.parse(readFileSync(join(q.cur, '.v1.mbx.claim'), 'utf8')), { pid: process.pid, host: hostname() });
   const done = fileDone(q, a!, { 'verdict.json': '{}\n', 'reply.eml': 'x' });
   t.same(readdirSync(done).sort(), ['reply.eml', 'v1.mbx', 'verdict.json']);
   t.same(readdirSync(q.cur), []);
@@ -85,3 +86,20 @@ t.test('two processes claiming at once never take the same series', async (t) =>
   t.same([...x!, ...y!].sort(), names, 'every series claimed exactly once between the two');
 });
 
+
+t.test('a series whose worker died is put back in the queue; a live or remote holder keeps it', async (t) => {
+  const q = planQueueLayout(join(dir, 'q3'));
+  writeFileSync(join(dir, 'a.mbx'), mbx.replace('fs/dax: a change', 'fs/dax: change a'));
+  writeFileSync(join(dir, 'b.mbx'), mbx.replace('fs/dax: a change', 'fs/dax: change b'));
+  writeFileSync(join(dir, 'c.mbx'), mbx.replace('fs/dax: a change', 'fs/dax: change c'));
+  enqueue(q, ['a.mbx', 'b.mbx', 'c.mbx'].map((n) => join(dir, n)));
+  for (let i = 0; i < 3; i++) claimNext(q);
+  // a: its worker died (pid 999999 is checked by the stand-in); b: another host's worker; c: alive.
+  const hold = (name: string, pid: number, host: string) => writeFileSync(join(q.cur, `.${name}.claim`), JSON.stringify({ pid, host, at: 'x' }));
+  hold('a.mbx', 999999, hostname());
+  hold('b.mbx', 999999, 'another-host');
+  t.same(requeueAbandoned(q, (pid) => pid !== 999999), ['a.mbx']);
+  t.same(readdirSync(q.new), ['a.mbx']);
+  t.same(readdirSync(q.cur).filter((n) => !n.startsWith('.')).sort(), ['b.mbx', 'c.mbx']);
+  t.equal(claimNext(q)?.series.name, 'a.mbx', 'and it is claimed again');
+});
