@@ -77,6 +77,7 @@ async function main(): Promise<number> {
         out: (line) => process.stdout.write(`${line}\n`),
         log,
         max: cfg.nightly.max ?? undefined,
+        sendWith: cfg.nightly.sendWith ?? undefined,
       });
       process.stdout.write(`# nightly: ${r.done.length} series (${r.done.map((d) => `${d.name}: ${d.overall}`).join(', ') || 'queue empty'}), ${r.duplicates.length} duplicate(s)\n`);
       return r.done.some((d) => d.overall === 'fail') ? 1 : r.done.some((d) => d.overall === 'incomplete') ? 2 : 0;

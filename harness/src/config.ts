@@ -84,6 +84,8 @@ export interface NightlyConfig {
   test: string | null;
   /** Arguments passed to every campaign of the nightly (--infra-retries, --boot-timeout, ...). */
   passThrough: string[];
+  /** nightly --send-with 'CMD ARGS': each reply piped to this command (nothing is sent without it). */
+  sendWith: string[] | null;
 }
 
 export interface ReportConfig {
@@ -124,6 +126,8 @@ nightly options:
   --queue DIR            the series queue (default: ./queue)
   --from ADDR            From: of the replies (default: dax-harness <dax-harness@localhost>)
   --max N                stop after N series
+  --send-with 'CMD ARGS' pipe each reply to this command, e.g. 'sendmail -t -oi' (without it
+                         nothing is sent; sent.json beside the reply records each try)
   --db FILE              the history database (default: <results>/history.sqlite)
 
 report options:
@@ -244,6 +248,7 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
         origin: { type: 'string' },
         queue: { type: 'string' },
         from: { type: 'string' },
+        'send-with': { type: 'string' },
         max: { type: 'string' },
         db: { type: 'string' },
       },
@@ -259,7 +264,7 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
   if (cmd === 'merge' && (positionals.length < 2 || o.results === undefined)) {
     throw new HarnessError('config', 'merge needs --results DEST and at least one source directory', { hint: 'e.g. dax-harness merge --results /srv/dax-results /srv/dax-results/incoming' });
   }
-  const nightlyOnly = (['queue', 'from', 'max'] as const).filter((k) => o[k] !== undefined);
+  const nightlyOnly = (['queue', 'from', 'max', 'send-with'] as const).filter((k) => o[k] !== undefined);
   if (!['queue', 'nightly'].includes(cmd) && nightlyOnly.length > 0) throw new HarnessError('config', `--${nightlyOnly[0]} belongs to the queue and nightly commands`, { hint: 'dax-harness nightly --queue DIR' });
   if (cmd === 'queue' && (positionals[1] !== 'add' || positionals.length < 3)) {
     throw new HarnessError('config', 'queue needs: queue add SERIES.mbx...', { hint: 'e.g. dax-harness queue add --queue /srv/dax-queue v2_20261203_fsdax.mbx' });
@@ -276,6 +281,7 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
   if ((o.shard !== undefined || guests > 1) && (cmd !== 'run' || o.baseline || o.bisect)) {
     throw new HarnessError('config', `--${o.shard !== undefined ? 'shard' : 'guests'} splits one run's points: it goes with run, not with --baseline, --bisect or ${cmd}`, { hint: 'e.g. dax-harness run --guests 2' });
   }
+  if (o['send-with'] !== undefined && o['send-with'].trim() === '') throw new HarnessError('config', '--send-with needs a command', { hint: "e.g. --send-with 'sendmail -t -oi'" });
   const max = o.max === undefined ? null : Number(o.max);
   if (max !== null && (!Number.isInteger(max) || max < 1)) throw new HarnessError('config', `--max ${o.max}: must be a whole number of series, 1 or more`, { hint: 'e.g. --max 1' });
   const reportOnly = (['out', 'junit', 'kcidb', 'origin'] as const).filter((k) => o[k] !== undefined);
@@ -356,6 +362,8 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
       max,
       db: resolve(cwd, o.db ?? join(o.results ?? join(repoDir, 'results'), 'history.sqlite')),
       test: cmd === 'history' ? positionals[1]! : null,
+      // Split on blanks, never given to a shell: 'sendmail -t -oi', 'msmtp -t', 'git send-email --to=... -'.
+      sendWith: o['send-with'] === undefined ? null : o['send-with'].split(/\s+/).filter(Boolean),
       passThrough: [
         ...(o['infra-retries'] !== '1' ? ['--infra-retries', o['infra-retries']!] : []),
         ...(o['boot-timeout'] ? ['--boot-timeout', o['boot-timeout']] : []),

@@ -112,6 +112,13 @@ t.test('report: run directories, the dashboard directory and the exports', async
   configError(t, ['report', '--origin', 'My-Lab'], /--origin My-Lab: KCIDB origins are lower-case letters/, 'a bad KCIDB origin');
 });
 
+t.test('nightly --send-with is split into argv, never given to a shell', async (t) => {
+  t.same(resolveConfig(['nightly', '--send-with', 'sendmail  -t -oi'], env, repoDir, cwd).nightly.sendWith, ['sendmail', '-t', '-oi']);
+  t.equal(resolveConfig(['nightly'], env, repoDir, cwd).nightly.sendWith, null, 'nothing is sent without it');
+  configError(t, ['nightly', '--send-with', ' '], /--send-with needs a command/, 'an empty command');
+  configError(t, ['run', '--send-with', 'sendmail -t'], /--send-with belongs to the queue and nightly commands/, 'on run');
+});
+
 t.test('--shard and --guests split one run', async (t) => {
   t.same(resolveConfig(['run', '--shard', '2/3'], env, repoDir, cwd).shard, { index: 2, count: 3 });
   t.equal(resolveConfig(['run', '--guests', '2'], env, repoDir, cwd).guests, 2);

@@ -1,7 +1,9 @@
 // The nightly: claims each waiting series of a queue, runs it as --baseline --bisect on every
 // kernel line of the queue, and files its verdict, a reply ready to send and patchwork checks
 // under done/<patchset hash>/. Nothing is sent: that is for the one who reads the verdicts.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { runCommand } from '../proc.js';
 import { runBaselineCampaign, type BaselineResult } from '../campaign.js';
 import type { HarnessConfig } from '../config.js';
 import { formatError, HarnessError } from '../errors.js';
@@ -80,6 +82,20 @@ export interface NightlyOptions {
   log: (s: string) => void;
   /** Stop after this many series (default: until the queue is empty). */
   max?: number;
+  /** Send each reply through this command (its stdin: the .eml), e.g. sendmail -t -oi. Only
+   *  with this explicit option does anything leave the machine. */
+  sendWith?: string[];
+}
+
+/** Sends a filed reply with the given command unless it was sent before; records the outcome in
+ *  sent.json beside it. A failed send keeps the reply for a later try and is said, never hidden. */
+export async function sendReply(dir: string, argv: string[], log: (s: string) => void): Promise<boolean> {
+  const sent = join(dir, 'sent.json');
+  if (existsSync(sent) && (JSON.parse(readFileSync(sent, 'utf8')) as { exitCode: number | null }).exitCode === 0) return true;
+  const r = await runCommand({ argv, input: readFileSync(join(dir, 'reply.eml')), timeoutMs: 60_000 });
+  writeFileSync(sent, `${JSON.stringify({ at: new Date().toISOString(), argv, exitCode: r.exitCode, timedOut: r.timedOut, stderr: r.stderr.slice(-2000) }, null, 2)}\n`);
+  if (r.exitCode !== 0) log(`sending ${join(dir, 'reply.eml')} with ${argv.join(' ')} failed (${r.timedOut ? 'timed out after 60 s' : `exit ${r.exitCode}`}): ${r.stderr.trim().split('\n').pop() ?? ''}; the reply is kept, send it by hand or let the next nightly retry`);
+  return r.exitCode === 0;
 }
 
 export interface NightlyResult {
@@ -137,6 +153,7 @@ export async function runNightly(o: NightlyOptions): Promise<NightlyResult> {
       'verdict.json': `${JSON.stringify(verdict, null, 2)}\n`,
     });
     o.out(`# series ${c.series.name}: ${verdict.overall} (${join(dir, 'reply.eml')})`);
+    if (o.sendWith) await sendReply(dir, o.sendWith, o.log);
     result.done.push({ id: verdict.id, name: verdict.name, overall: verdict.overall, dir });
   }
   return result;

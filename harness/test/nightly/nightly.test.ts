@@ -1,7 +1,10 @@
 // The nightly's pure parts: the campaign each kernel line runs, and a line's verdict from what
 // the campaign found (a line that did not build or boot is "not run", never a pass).
 import t from 'tap';
-import { lineVerdictOf, planLineArgv } from '../../src/nightly/nightly.js';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { lineVerdictOf, planLineArgv, sendReply } from '../../src/nightly/nightly.js';
 import type { BaselineResult } from '../../src/campaign.js';
 import type { Claimed } from '../../src/nightly/queue.js';
 import type { RunSummary, TestRecord } from '../../src/run.js';
@@ -37,4 +40,19 @@ t.test('a line verdict: new failures with their culprit and evidence; infrastruc
   const none = lineVerdictOf('debian-6.1', result({ base: { commit: 'b', summary: null, error: 'build error: make failed' } }));
   t.equal(none.status, 'not run');
   t.match(none.reason, /^infrastructure: build error: make failed/);
+});
+
+t.test('--send-with: each reply piped to the command once; a failed send is kept, said and retried', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'send-'));
+  writeFileSync(join(dir, 'reply.eml'), 'From: a\r\nTo: b\r\n\r\nbody\r\n');
+  // A real process stands in for the MTA: sh writing what it is given to a file.
+  const mailbox = join(dir, 'mailbox');
+  const logs: string[] = [];
+  t.equal(await sendReply(dir, ['sh', '-c', 'echo "421 try later" >&2; exit 75'], (s) => logs.push(s)), false);
+  t.match(logs[0], /failed \(exit 75\): 421 try later; the reply is kept/);
+  t.equal(JSON.parse(readFileSync(join(dir, 'sent.json'), 'utf8')).exitCode, 75);
+  t.equal(await sendReply(dir, ['sh', '-c', `cat >> ${mailbox}`], (s) => logs.push(s)), true);
+  t.equal(readFileSync(mailbox, 'utf8'), readFileSync(join(dir, 'reply.eml'), 'utf8'), 'the MTA got the .eml as it is');
+  t.equal(await sendReply(dir, ['sh', '-c', `cat >> ${mailbox}`], (s) => logs.push(s)), true);
+  t.equal(readFileSync(mailbox, 'utf8').split('From: a').length - 1, 1, 'never sent twice');
 });
