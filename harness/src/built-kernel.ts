@@ -116,16 +116,17 @@ export async function buildCommit(s: SourceSession, commit: string, repoDir: str
     jobs: s.spec.jobs,
     toolchain: await readToolchain(),
   };
-  const source = planKernelSource(s, commit, planKbuildPaths(input).key);
+  const paths = planKbuildPaths(input);
+  const source = planKernelSource(s, commit, paths.key);
   const cached = findBuiltKernel(input);
   if (cached && existsSync(probePath(repoDir, cacheDir, cached))) {
-    log(`kernel ${cached.release} for ${commit.slice(0, 12)} reused from ${planKbuildPaths(input).outDir}`);
+    log(`kernel ${cached.release} for ${commit.slice(0, 12)} reused from ${paths.outDir}`);
     return { kernel: { ...cached, source }, reused: true, buildMs: 0 };
   }
   // The probe is compiled against the object directory, which must hold this very commit:
   // without a cached probe the build is redone (incremental, ccache) before compiling it.
   return withCheckoutLock(s.tree.workDir, log, async () => {
-    if (cached) rmSync(planKbuildPaths(input).outDir, { recursive: true, force: true });
+    if (cached) rmSync(paths.outDir, { recursive: true, force: true });
     await checkoutCommit(s.tree, commit);
     const b = await runKbuild(input, log);
     await buildProbe(repoDir, cacheDir, b.spec);

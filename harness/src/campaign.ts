@@ -9,7 +9,7 @@ import { compareRuns, exitCodeForComparison, formatComparison, formatTable, isNe
 import type { BuildSpec, HarnessConfig } from './config.js';
 import { EXIT_INFRA, EXIT_KERNEL_FAILURE, EXIT_PASS, formatError, HarnessError } from './errors.js';
 import { RunStore } from './results.js';
-import { isKernelFailure, KERNEL_LOG_POINT, runSuite, type RunSummary, type TestRecord } from './run.js';
+import { isKernelFailure, isRed, KERNEL_LOG_POINT, runSuite, type RunSummary, type TestRecord } from './run.js';
 import { describePatch, parseSeries, type Patch } from './series.js';
 import { selectTests } from './suite.js';
 import { formatYaml, type YamlValue } from './tap.js';
@@ -197,7 +197,7 @@ export function prefixState(summary: RunSummary | null, error: string | null, po
   if (!summary) return { state: 'unknown', why: `did not build or boot: ${(error ?? 'no run').split('\n')[0]}` };
   const r = summary.records.find((x) => `${x.fs}/${x.test}` === point);
   if (!r) return { state: 'unknown', why: 'the point was not run' };
-  if (isKernelFailure(r.outcome) || r.outcome === 'xfail') return { state: 'red' };
+  if (isRed(r.outcome)) return { state: 'red' };
   if (r.outcome === 'pass') return { state: 'green' };
   return { state: 'unknown', why: `${r.outcome}: ${r.reason}` };
 }

@@ -1,7 +1,7 @@
 // What a series changed: the same suite's records on the base and on the series, point by
 // point, and the tables a kernel developer reads (pure).
 import { describeFinding } from './dmesg.js';
-import { isKernelFailure, type Outcome, type TestRecord } from './run.js';
+import { isRed, type Outcome, type TestRecord } from './run.js';
 
 export type Change = 'fixed' | 'new failure' | 'changed failure' | 'still failing' | 'now skipped' | 'passing' | 'not compared';
 
@@ -15,10 +15,8 @@ export interface Comparison {
   detail?: string;
 }
 
-// A known failure is still a failure when comparing kernels: a series that turns a passing
-// test into a known one has broken it all the same.
 function red(o: Outcome | 'missing'): boolean {
-  return o !== 'missing' && (isKernelFailure(o) || o === 'xfail');
+  return o !== 'missing' && isRed(o);
 }
 
 /**

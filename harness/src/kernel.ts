@@ -49,10 +49,19 @@ export interface SeriesSource {
   patches: { subject: string; messageId: string | null }[];
 }
 
-/** Returns the kernel line of a release: debian-6.1 for 6.1.0-57-amd64. */
+// The kernel's major.minor, or the whole release if it has none (6.1 of 6.1.0-57-amd64).
+function majorMinor(release: string): string {
+  return /^\d+\.\d+/.exec(release)?.[0] ?? release;
+}
+
+/** Returns the kernel line of a Debian release: debian-6.1 for 6.1.0-57-amd64. */
 export function debianLineOf(release: string): string {
-  const m = /^(\d+)\.(\d+)/.exec(release);
-  return m ? `debian-${m[1]}.${m[2]}` : `debian-${release}`;
+  return `debian-${majorMinor(release)}`;
+}
+
+/** Returns the kernel line of a kernel the user gave: custom-6.18 for 6.18.2. */
+export function customLineOf(release: string): string {
+  return `custom-${majorMinor(release)}`;
 }
 
 // Debian's meta package that always depends on the current 6.1 ABI.
@@ -182,7 +191,6 @@ export function userKernel(bzImage: string, modulesDir: string | undefined, buil
   }
   const bd = buildDir ?? (existsSync(join(modulesDir, 'build', 'Makefile')) ? join(modulesDir, 'build') : null);
   const config = bd && existsSync(join(bd, '.config')) ? join(bd, '.config') : null;
-  const line = `custom-${/^\d+\.\d+/.exec(release)?.[0] ?? release}`;
   return {
     release,
     bzImage,
@@ -190,6 +198,6 @@ export function userKernel(bzImage: string, modulesDir: string | undefined, buil
     buildDir: bd,
     origin: `path:${bzImage}`,
     configPath: config,
-    source: { line, tree: null, commit: null, base: null, buildKey: null, config: config ? 'given' : 'unknown', series: null },
+    source: { line: customLineOf(release), tree: null, commit: null, base: null, buildKey: null, config: config ? 'given' : 'unknown', series: null },
   };
 }

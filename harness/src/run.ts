@@ -104,6 +104,12 @@ export function isKernelFailure(o: Outcome): boolean {
   return o === 'fail' || o === 'timeout' || o === 'crash';
 }
 
+/** Returns true if a point is red: a kernel failure, known or not. Comparing kernels, a known
+ *  failure is still a failure: a change that turns a passing test into a known one broke it. */
+export function isRed(o: Outcome): boolean {
+  return isKernelFailure(o) || o === 'xfail';
+}
+
 /** Returns the CLI exit code for a set of outcomes. */
 export function exitCodeFor(outcomes: Outcome[]): number {
   if (outcomes.some(isKernelFailure)) return EXIT_KERNEL_FAILURE;

@@ -4,7 +4,7 @@
 // source of truth: `dax-harness index` rebuilds the database from it at any time.
 import Database from 'better-sqlite3';
 import { failureFingerprint } from '../compare.js';
-import { isKernelFailure } from '../run.js';
+import { isRed } from '../run.js';
 import { lineKey, type RunRecords } from '../report/run-records.js';
 
 export type HistoryDb = Database.Database;
@@ -95,7 +95,7 @@ export function indexRun(db: HistoryDb, r: RunRecords): void {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     for (const t of r.tests) {
-      const red = isKernelFailure(t.outcome) || t.outcome === 'xfail';
+      const red = isRed(t.outcome);
       point.run(r.run.runId, t.id, t.test, t.fs, t.outcome, t.knownAs ?? null, t.reason, red ? failureFingerprint(t) : null, t.durationMs, Math.max(1, t.attempts.length));
     }
     const ev = db.prepare('INSERT INTO infra_events (run_id, at, kind, point, attempt, boot, action, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');

@@ -1,6 +1,7 @@
 // `dax-harness history TEST` (pure): from a test's indexed points, per kernel line and
 // filesystem — since when it fails, on which kernels, how flaky, and how it fails.
 import type { HistoryRow } from './history-db.js';
+import { countFlips, FLAKY_FLIPS } from '../report/line-history.js';
 
 export interface LineHistorySummary {
   line: string;
@@ -61,7 +62,7 @@ export function summarizeTestHistory(rows: HistoryRow[]): LineHistorySummary[] {
       redSince: redAfter >= 0 ? g[redAfter]! : null,
       lastPass: lastPassIdx >= 0 ? g[lastPassIdx]! : null,
       redOn: [...new Set(g.filter((r) => stateOf(r.outcome) === 'red').map((r) => r.build))],
-      flips: verdicts.slice(1).filter((r, i) => stateOf(r.outcome) !== stateOf(verdicts[i]!.outcome)).length,
+      flips: countFlips(verdicts.map((r) => stateOf(r.outcome))),
       flakyBuilds: [...byBuild].filter(([, s]) => s.size > 1).map(([b]) => b),
       signatures: [...sigs].map(([signature, c]) => ({ signature, count: c })).sort((a, b) => b.count - a.count),
       infraTrouble: g.filter((r) => r.attempts > 1 || r.outcome === 'error').length,
@@ -83,7 +84,7 @@ export function formatTestHistory(test: string, rows: HistoryRow[]): string {
       out.push(`  passing again since ${s.lastPass ? `${day(s.lastPass)} (run ${s.lastPass.run_id})` : '?'}`);
     } else out.push('  never red');
     if (s.redOn.length > 0) out.push(`  red on: ${s.redOn.join(', ')}`);
-    const flaky = s.flakyBuilds.length > 0 || s.flips >= 2;
+    const flaky = s.flakyBuilds.length > 0 || s.flips >= FLAKY_FLIPS;
     out.push(`  flaky: ${flaky ? 'yes' : 'no'} (${s.flips} flip(s) between pass and red${s.flakyBuilds.length ? `; both verdicts on ${s.flakyBuilds.join(', ')}` : ''})`);
     for (const sig of s.signatures.slice(0, 5)) out.push(`  ${sig.count}× ${sig.signature}`);
     if (s.infraTrouble > 0) out.push(`  infrastructure trouble in ${s.infraTrouble} run(s) (retried or not judged)`);

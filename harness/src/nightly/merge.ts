@@ -6,7 +6,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { basename, dirname, join, resolve } from 'node:path';
 import { HarnessError } from '../errors.js';
 import { indexRun, openHistoryDb } from '../history/history-db.js';
-import { parseRunRecords, readRunDir, type RunJson, type RunRecords } from '../report/run-records.js';
+import { parseRunRecords, readRunDir, type RunRecords } from '../report/run-records.js';
 import { formatJunit } from '../report/junit.js';
 import { ensureResultsRoot, RunStore } from '../results.js';
 import { exitCodeFor, formatRunTap, prepare, runSuite } from '../run.js';
@@ -92,7 +92,7 @@ export function runMerge(dest: string, sources: string[], log: (s: string) => vo
 // Runs are shards of one run when they ran the same kernel build, tests, filesystems and profile
 // in the same number of shards.
 function shardGroupKey(r: RunRecords): string | null {
-  const j = r.run as RunJson & { shard?: { index: number; count: number } | null; tests?: string[]; profile?: { name: string } };
+  const j = r.run;
   if (!j.shard) return null;
   return JSON.stringify([r.build, r.source.series?.hash ?? null, j.tests ?? [], j.filesystems, j.profile?.name ?? '', j.shard.count, r.target]);
 }
@@ -108,7 +108,8 @@ export function mergeShardRuns(dest: string, runDirs: string[], log: (s: string)
   }
   const merged: string[] = [];
   for (const rs of groups.values()) {
-    const shard = (r: RunRecords): { index: number; count: number } => (r.run as unknown as { shard: { index: number; count: number } }).shard;
+    // Every run of a group has a shard (shardGroupKey keys only those).
+    const shard = (r: RunRecords): { index: number; count: number } => r.run.shard!;
     const n = shard(rs[0]!).count;
     const indices = rs.map((r) => shard(r).index).sort((a, b) => a - b);
     if (indices.length !== n || indices.some((x, i) => x !== i + 1)) {
@@ -116,8 +117,8 @@ export function mergeShardRuns(dest: string, runDirs: string[], log: (s: string)
       continue;
     }
     rs.sort((a, b) => shard(a).index - shard(b).index);
-    const first = rs[0]!.run as RunJson & { tests: string[]; profile?: { name: string } };
-    const records = mergeShardRecords(first.filesystems, first.tests, rs.map((r) => r.tests));
+    const first = rs[0]!.run;
+    const records = mergeShardRecords(first.filesystems, first.tests ?? [], rs.map((r) => r.tests));
     const store = RunStore.create(dest, `${first.kernel.release}-merged`);
     const runId = basename(store.dir);
     const runJson = {

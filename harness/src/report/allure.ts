@@ -9,6 +9,7 @@ import { AllureReport, resolveConfig } from '@allurereport/core';
 import { HarnessError } from '../errors.js';
 import { describeFinding } from '../dmesg.js';
 import type { Outcome, TestRecord } from '../run.js';
+import { formatKnownEntry } from './junit.js';
 import { planLineHistory, type PointHistory } from './line-history.js';
 import { basename } from 'node:path';
 import { byStartTime, findCampaigns, lineKey, type RunRecords } from './run-records.js';
@@ -49,7 +50,7 @@ export function environmentOf(r: RunRecords): string {
 function statusMessage(rec: TestRecord): { message: string; trace: string } {
   const failed = rec.checks.filter((c) => !c.ok).map((c) => `check failed: ${c.name}: expected ${c.expected}, observed ${c.actual}`);
   const incidents = rec.findings.map((f) => `dmesg: ${describeFinding(f)}: ${f.line}`);
-  const message = rec.outcome === 'xfail' && rec.known ? `known failure: ${rec.known.reason}` : rec.reason;
+  const message = rec.outcome === 'xfail' ? `known failure: ${formatKnownEntry(rec)}` : rec.reason;
   return { message, trace: [...failed, ...incidents, ...(rec.dmesgExcerpt.length > 0 ? ['', ...rec.dmesgExcerpt] : [])].join('\n') };
 }
 

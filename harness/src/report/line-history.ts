@@ -1,7 +1,7 @@
 // What changed night after night (pure): each point of each run against the previous run of the
 // same kernel line on the same target, and which points are flaky.
 import { classifyChange, failureFingerprint, type Change } from '../compare.js';
-import { isKernelFailure, type TestRecord } from '../run.js';
+import { isRed, type TestRecord } from '../run.js';
 import { baseLineKey, byStartTime, lineKey, type RunRecords } from './run-records.js';
 
 export interface PointHistory {
@@ -17,11 +17,20 @@ export interface PointHistory {
 
 type Verdict = 'pass' | 'red';
 
+/** Flips between pass and red at which a point counts as flaky along a line (one flip, pass to
+ *  red, is a regression). */
+export const FLAKY_FLIPS = 2;
+
+/** Returns how often a sequence of verdicts changes between pass and red. */
+export function countFlips<T>(verdicts: T[]): number {
+  return verdicts.slice(1).filter((v, i) => v !== verdicts[i]).length;
+}
+
 // Only pass and kernel failures count towards flakiness: a skip or an infrastructure error
 // says nothing about the kernel.
 function verdictOf(r: TestRecord): Verdict | null {
   if (r.outcome === 'pass') return 'pass';
-  if (isKernelFailure(r.outcome) || r.outcome === 'xfail') return 'red';
+  if (isRed(r.outcome)) return 'red';
   return null;
 }
 
@@ -46,11 +55,11 @@ export function planLineHistory(runs: RunRecords[]): Map<string, Map<string, Poi
       const trail = [...(seen.get(trailKey) ?? []), ...(v ? [{ verdict: v, build: run.build, run: run.run.runId }] : [])];
       seen.set(trailKey, trail);
       const sameBuild = trail.filter((x) => x.build === run.build);
-      const flips = trail.slice(1).filter((x, i) => x.verdict !== trail[i]!.verdict).length;
+      const flips = countFlips(trail.map((x) => x.verdict));
       let flakyWhy: string | null = null;
       if (v && new Set(sameBuild.map((x) => x.verdict)).size > 1) {
         flakyWhy = `passed and failed on the same kernel (${run.build}): runs ${sameBuild.map((x) => `${x.run} ${x.verdict === 'pass' ? 'pass' : 'fail'}`).join(', ')}`;
-      } else if (v && flips >= 2) {
+      } else if (v && flips >= FLAKY_FLIPS) {
         flakyWhy = `flipped between pass and fail ${flips} times along ${key}: ${trail.map((x) => (x.verdict === 'pass' ? 'pass' : 'fail')).join(' → ')}`;
       }
       points.set(t.id, { change, previousRun: p ? prev!.run.runId : null, flaky: flakyWhy !== null, flakyWhy });

@@ -4,7 +4,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { HarnessError } from '../errors.js';
-import { debianLineOf, type KernelSource } from '../kernel.js';
+import { customLineOf, debianLineOf, type KernelSource } from '../kernel.js';
 import { treeLine } from '../built-kernel.js';
 import { errorRecord, type InfraEvent, type Outcome, type TestRecord } from '../run.js';
 
@@ -21,9 +21,15 @@ export interface RunJson {
     source?: KernelSource | null;
   };
   target?: string;
+  /** Set on a shard of a run (run --shard, --guests); null or absent on a whole run. */
+  shard?: { index: number; count: number } | null;
+  /** On a run merge joined from shards: the shards' run ids. */
+  mergedFrom?: string[];
   accel?: string;
   profile?: { name: string };
   filesystems: string[];
+  /** The test names the run was given (absent on very old runs). */
+  tests?: string[];
   model?: { name: string; idle?: number } | null;
   boots?: { bootToSshMs?: number }[];
   infra?: InfraEvent[];
@@ -50,7 +56,7 @@ function sourceFromOrigin(k: RunJson['kernel']): KernelSource {
   if (k.origin.startsWith('debian:')) return { ...none, line: debianLineOf(k.release), config: 'debian' };
   const b = /^build:(.+)@([0-9a-f]+) \(([^,]+), key ([0-9a-f]+)\)$/.exec(k.origin);
   if (b) return { ...none, line: `build:${treeLine(b[1]!)}`, tree: b[1]!, commit: b[2]!, buildKey: b[4]!, config: b[3]! };
-  return { ...none, line: `custom-${/^\d+\.\d+/.exec(k.release)?.[0] ?? k.release}`, config: 'unknown' };
+  return { ...none, line: customLineOf(k.release), config: 'unknown' };
 }
 
 // Fills what older records lack, so every export sees one shape.
