@@ -528,6 +528,23 @@ export async function runSuite(
   const outside: OutsideFinding[] = [];
   const outsideTaint: OutsideTaint[] = [];
   let scannedBoots = 0;
+  // The taint mask as the last test of the current boot left it: a failure bit set between two
+  // tests (or during set-up) belongs to no test, and is judged with the kernel log.
+  let lastTaint: { boot: number; mask: number; after: string | null } | null = null;
+  const failureLetters = (before: number, after: number): string[] => failureTaintDelta(before, after).map((f) => f.letter);
+  // The taint a boot's set-up left, judged once per boot: when its first test starts, or when
+  // it is let go before any test ran on it (a boot lost during set-up keeps its evidence).
+  const noteSetupTaint = (boot: number, atSetup: number): void => {
+    if (lastTaint?.boot === boot) return;
+    const letters = failureLetters(0, atSetup);
+    if (letters.length > 0) outsideTaint.push({ boot, where: 'boot and set-up', letters });
+    lastTaint = { boot, mask: atSetup, after: null };
+  };
+  const noteTaint = (boot: number, mask: number, before: string): void => {
+    noteSetupTaint(boot, session.current?.taintAtSetup ?? 0);
+    const gained = failureLetters(lastTaint!.mask, mask);
+    if (gained.length > 0) outsideTaint.push({ boot, where: describeStretch({ after: lastTaint!.after, before }), letters: gained });
+  };
   // Reads a guest's whole log (dmesg while it answers, else its console) before it goes, keeps
   // it in the run directory and judges what lies outside the test windows.
   const retire = async (keepAs?: string): Promise<void> => {
@@ -541,23 +558,10 @@ export async function runSuite(
       if (text !== null) store.writeFile(keepAs ?? `dmesg-boot${l.boot}.txt`, text);
       else text = l.guest.console.sinceMark(0);
       outside.push(...scanOutsideWindows(l.boot, parseDmesg(text)));
+      noteSetupTaint(l.boot, l.taintAtSetup);
       scannedBoots += 1;
     }
     await session.discard();
-  };
-  // The taint mask as the last test of the current boot left it: a failure bit set between two
-  // tests (or during set-up) belongs to no test, and is judged with the kernel log.
-  let lastTaint: { boot: number; mask: number; after: string | null } | null = null;
-  const failureLetters = (before: number, after: number): string[] => failureTaintDelta(before, after).map((f) => f.letter);
-  const noteTaint = (boot: number, mask: number, before: string): void => {
-    if (lastTaint?.boot !== boot) {
-      const atSetup = session.current?.taintAtSetup ?? 0;
-      const letters = failureLetters(0, atSetup);
-      if (letters.length > 0) outsideTaint.push({ boot, where: 'boot and set-up', letters });
-      lastTaint = { boot, mask: atSetup, after: null };
-    }
-    const gained = failureLetters(lastTaint.mask, mask);
-    if (gained.length > 0) outsideTaint.push({ boot, where: describeStretch({ after: lastTaint.after, before }), letters: gained });
   };
   let bootFailures = 0;
   let fatal: unknown = null;
