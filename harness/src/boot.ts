@@ -242,8 +242,13 @@ async function bootOnce(opts: GuestOptions, sshPort: number): Promise<Guest> {
         readyTimeoutMs: 3000,
         connectRetries: 10_000,
         connectDeadlineMs: Math.max(5000, opts.bootTimeoutMs - since()),
-        keepaliveIntervalMs: 2000,
-        keepaliveCountMax: 3,
+        // A TCG guest on a busy 2-core host can stay silent for over 6 s without anything
+        // being wrong (seen once in CI: Debian 6.1, xfs/mremap-mlock, QEMU alive, the retry
+        // green). A hung kernel is caught by the test's own bound (with sysrq-w), a dead QEMU
+        // at once, a dropped connection by its RST; so the keepalive only needs to catch a
+        // network that went silent, and 20 s does that without false losses.
+        keepaliveIntervalMs: 5000,
+        keepaliveCountMax: 4,
       },
       () => (exitText ? `QEMU ${exitText}` : fatal ? `kernel died during boot: ${fatal}` : null),
     );
