@@ -2,10 +2,11 @@
 // change) and the probe module (once per kernel and source change). Both cached by content.
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { HarnessError } from './errors.js';
 import { runCommand } from './proc.js';
 import type { KernelSpec } from './kernel.js';
+import { planChrootModuleBuild } from './debian.js';
 
 /** Returns a short sha256 over the files of dirs (names and contents, sorted) plus extra strings. */
 export function hashTree(dirs: string[], extra: string[] = []): string {
@@ -58,13 +59,13 @@ export async function buildHelpers(repoDir: string, cacheDir: string): Promise<s
 
 /** Returns where the probe built for this kernel and this probe source is cached. */
 export function probePath(repoDir: string, cacheDir: string, kernel: KernelSpec): string {
-  const hash = hashTree([join(repoDir, 'kernel-tests', 'probe')], [kernel.release, kernel.buildDir ?? '', kernel.origin]);
+  const hash = hashTree([join(repoDir, 'kernel-tests', 'probe')], [kernel.release, kernel.buildDir ?? '', kernel.buildRoot ?? '', kernel.origin]);
   return join(cacheDir, 'probe', `${kernel.release}-${hash}`, 'dax_probe.ko');
 }
 
 /** Builds dax_probe.ko against the kernel's build tree; returns its path. */
 export async function buildProbe(repoDir: string, cacheDir: string, kernel: KernelSpec): Promise<string> {
-  if (!kernel.buildDir || !existsSync(join(kernel.buildDir, 'Makefile'))) {
+  if (!kernel.buildDir || !existsSync(join(kernel.buildRoot ?? '/', kernel.buildDir, 'Makefile'))) {
     throw new HarnessError('build', `no build tree to compile the probe module against for kernel ${kernel.release}`, {
       hint: kernel.origin.startsWith('debian:')
         ? `install linux-headers-${kernel.release} (dax-harness installs it when run as root)`
@@ -79,8 +80,15 @@ export async function buildProbe(repoDir: string, cacheDir: string, kernel: Kern
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   // Build in a copy: kbuild writes its objects next to the sources, and the repo stays clean.
-  cpSync(src, tmp, { recursive: true });
-  const r = await runCommand({ argv: ['make', '-C', kernel.buildDir, `M=${tmp}`, 'modules'], timeoutMs: 600_000 });
+  // A kernel of another Debian suite builds in that suite's chroot, with its compiler.
+  const inRoot = kernel.buildRoot ? join(kernel.buildRoot, 'tmp', `dax-probe-${process.pid}`) : null;
+  const buildIn = inRoot ?? tmp;
+  cpSync(src, buildIn, { recursive: true });
+  const r = await runCommand(
+    kernel.buildRoot ? planChrootModuleBuild(kernel.buildRoot, kernel.buildDir, `/tmp/${basename(buildIn)}`) : { argv: ['make', '-C', kernel.buildDir, `M=${tmp}`, 'modules'], timeoutMs: 600_000 },
+  );
+  if (inRoot && existsSync(join(inRoot, 'dax_probe.ko'))) cpSync(join(inRoot, 'dax_probe.ko'), join(tmp, 'dax_probe.ko'));
+  if (inRoot) rmSync(inRoot, { recursive: true, force: true });
   if (r.exitCode !== 0 || !existsSync(join(tmp, 'dax_probe.ko'))) {
     rmSync(tmp, { recursive: true, force: true });
     throw new HarnessError('build', `building the probe module against ${kernel.buildDir} failed`, {

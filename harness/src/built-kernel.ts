@@ -10,7 +10,7 @@ import { HarnessError } from './errors.js';
 import { findBuiltKernel, planKbuildPaths, readToolchain, runKbuild, type KbuildInput } from './kbuild.js';
 import type { KernelSource, KernelSpec } from './kernel.js';
 import { patchsetHash, type Patch } from './series.js';
-import { applySeriesAt, checkoutCommit, DEBIAN_TREE, prepareTree, resolveBase, treeIdOf, type AppliedSeries, type TreeCheckout } from './tree.js';
+import { applySeriesAt, checkoutCommit, isDebianTree, prepareTree, resolveBase, treeIdOf, type AppliedSeries, type TreeCheckout } from './tree.js';
 
 /** Returns true if a process with this pid exists (signal 0 probes without sending). */
 export function alive(pid: number): boolean {
@@ -67,7 +67,7 @@ export interface SourceSession {
 export async function prepareSource(spec: BuildSpec, cacheDir: string, log: (s: string) => void, extra: Patch[] = []): Promise<SourceSession> {
   const tree = await prepareTree(spec.tree, cacheDir, log);
   return withCheckoutLock(tree.workDir, log, async () => {
-    const base = await resolveBase(tree, spec.base ?? (spec.tree === DEBIAN_TREE ? DEBIAN_TREE : 'HEAD'));
+    const base = await resolveBase(tree, spec.base ?? (isDebianTree(spec.tree) ? spec.tree : 'HEAD'));
     const patches = [...spec.series.flatMap((s) => s.patches), ...extra];
     if (patches.length > 0) log(`applying ${patches.filter((p) => p.hasDiff).length} patch(es) on ${base.slice(0, 12)}`);
     const applied = await applySeriesAt(tree, base, patches);

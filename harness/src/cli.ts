@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The command-line entry: the only place that reads argv and env and calls process.exit.
+import { findDebianLine } from './debian.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveConfig, USAGE } from './config.js';
@@ -31,8 +32,9 @@ async function main(): Promise<number> {
       for (const t of SUITE) process.stdout.write(`${t.name}\n    ${t.description}\n`);
       return 0;
     case 'doctor': {
+      const line = cfg.kernel.kind === 'distro' ? findDebianLine(cfg.kernel.line) : undefined;
       const release = cfg.kernel.kind === 'distro' ? cfg.kernel.release : undefined;
-      const { present, missing } = checkRequirements(planRequirements({ headersFor: release }));
+      const { present, missing } = checkRequirements(planRequirements({ headersFor: line?.host ? release : undefined, chrootFor: line && !line.host ? line.suite : undefined }));
       const lines = formatDoctor(present, missing, cfg.allowInstall && process.getuid?.() === 0);
       if (!release && cfg.kernel.kind === 'distro') lines.push('(the headers package of the Debian kernel is checked once its release is resolved at run time)');
       process.stdout.write(`${lines.join('\n')}\n`);

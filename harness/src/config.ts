@@ -10,6 +10,7 @@ import type { FsType } from './guest-setup.js';
 import { selectTests, type TestDef } from './suite.js';
 import { parseSeries, type Patch } from './series.js';
 import { availableParallelism } from 'node:os';
+import { DEFAULT_DEBIAN_LINE, debianLineNames, debianLineOfRelease, findDebianLine } from './debian.js';
 
 export type Command = 'run' | 'exec' | 'doctor' | 'list' | 'help' | 'mutate' | 'report' | 'queue' | 'nightly' | 'index' | 'history' | 'merge';
 
@@ -31,7 +32,7 @@ export interface HarnessConfig {
   repoDir: string;
   resultsDir: string;
   cacheDir: string;
-  kernel: { kind: 'distro'; release: string | undefined } | { kind: 'path'; bzImage: string; modulesDir: string | undefined; buildDir: string | undefined } | BuildSpec;
+  kernel: { kind: 'distro'; line: string; release: string | undefined } | { kind: 'path'; bzImage: string; modulesDir: string | undefined; buildDir: string | undefined } | BuildSpec;
   /** Also build the base and run the same suite on it; report what the series changed. */
   baseline: boolean;
   /** Build each prefix of the series and name the first patch that turns a test red. */
@@ -137,10 +138,14 @@ report options:
   --origin NAME          the KCIDB origin to submit under (default: daxharness)
 
 run options:
-  --kernel PATH          a bzImage to test instead of Debian's packaged 6.1 kernel
-  --modules DIR          its lib/modules/<release> directory (required with --kernel)
+  --kernel debian-6.1|debian-6.12|debian-7.2
+                         Debian's packaged kernel of bookworm, trixie or sid (default
+                         debian-6.1); the other suites come through the harness's own apt files
+  --kernel PATH          a bzImage of yours to test
+  --modules DIR          its lib/modules/<release> directory (required with --kernel PATH)
   --kernel-build DIR     its build tree, to compile the probe module (default: DIR/build)
-  --distro-release REL   Debian kernel ABI to fetch (default: what linux-image-amd64 depends on)
+  --distro-release REL   Debian kernel ABI to fetch (default: what the line's linux-image-amd64
+                         depends on); names its line when --kernel is left out
 
 kernel built from source (all build options imply a built kernel):
   --tree debian-6.1|DIR  build the kernel under test: Debian's linux-source-6.1 (imported into
@@ -303,8 +308,12 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
   if (unknown.length > 0) {
     throw new HarnessError('config', `unknown test name(s): ${unknown.join(', ')}`, { hint: 'run `dax-harness list` for the names' });
   }
-  if (o['kernel-build'] && !o.kernel) throw new HarnessError('config', '--kernel-build given without --kernel', { hint: 'the Debian kernel uses its headers package; pass --kernel and --modules with it' });
-  if (o.modules && !o.kernel) throw new HarnessError('config', '--modules given without --kernel', { hint: 'pass both, or neither for the Debian kernel' });
+  const kernelPath = o.kernel !== undefined && !/^debian-/.test(o.kernel) ? o.kernel : undefined;
+  if (kernelPath && o['distro-release'] !== undefined) {
+    throw new HarnessError('config', '--distro-release goes with a Debian kernel, not with --kernel PATH', { hint: `pass --kernel ${debianLineNames()} with it, or leave it out` });
+  }
+  if (o['kernel-build'] && !kernelPath) throw new HarnessError('config', '--kernel-build given without --kernel', { hint: 'the Debian kernel uses its headers package; pass --kernel and --modules with it' });
+  if (o.modules && !kernelPath) throw new HarnessError('config', '--modules given without --kernel PATH', { hint: 'pass both, or neither for a Debian kernel' });
   const retries = Number(o['infra-retries']);
   if (!Number.isInteger(retries) || retries < 0 || retries > 10) {
     throw new HarnessError('config', `--infra-retries ${o['infra-retries']}: must be a whole number from 0 to 10`, { hint: 'e.g. --infra-retries 1' });
@@ -324,9 +333,9 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
     cacheDir: resolve(cwd, o.cache ?? join(xdgCache, 'dax-harness')),
     kernel: build
       ? build
-      : o.kernel
-        ? { kind: 'path' as const, bzImage: resolve(cwd, o.kernel), modulesDir: o.modules ? resolve(cwd, o.modules) : undefined, buildDir: o['kernel-build'] ? resolve(cwd, o['kernel-build']) : undefined }
-        : { kind: 'distro' as const, release: o['distro-release'] },
+      : kernelPath
+        ? { kind: 'path' as const, bzImage: resolve(cwd, kernelPath), modulesDir: o.modules ? resolve(cwd, o.modules) : undefined, buildDir: o['kernel-build'] ? resolve(cwd, o['kernel-build']) : undefined }
+        : resolveDistroKernel(o.kernel, o['distro-release']),
     baseline: (o.baseline ?? false) || (o.bisect ?? false),
     bisect: o.bisect ?? false,
     mutantsDir: resolve(cwd, o.mutants ?? join(repoDir, 'kernel-tests', 'mutants')),
@@ -391,6 +400,22 @@ interface BuildOptions {
   mutant?: string[];
 }
 
+// --kernel debian-X.Y names a packaged Debian kernel line; --distro-release alone names its
+// line by its version.
+function resolveDistroKernel(kernel: string | undefined, release: string | undefined): { kind: 'distro'; line: string; release: string | undefined } {
+  if (kernel !== undefined && !findDebianLine(kernel)) {
+    throw new HarnessError('config', `--kernel ${kernel}: not a Debian kernel line the harness knows`, { hint: `pass one of ${debianLineNames()}, or the path of a bzImage` });
+  }
+  const byRelease = release === undefined ? undefined : debianLineOfRelease(release);
+  if (release !== undefined && !byRelease) {
+    throw new HarnessError('config', `--distro-release ${release}: not a release of a known Debian line (${debianLineNames()})`, { hint: 'e.g. --distro-release 6.12.117+deb13-amd64' });
+  }
+  if (kernel !== undefined && byRelease && byRelease.name !== kernel) {
+    throw new HarnessError('config', `--distro-release ${release} is a ${byRelease.name} kernel, not ${kernel}`, { hint: `pass --kernel ${byRelease.name}, or leave --distro-release out` });
+  }
+  return { kind: 'distro', line: kernel ?? byRelease?.name ?? DEFAULT_DEBIAN_LINE, release };
+}
+
 // The build options, checked together: a built kernel excludes --kernel and --distro-release,
 // --bisect needs a series, and a series file is read and checked before anything runs.
 function resolveBuild(o: BuildOptions, cmd: string, cwd: string, repoDir: string): BuildSpec | null {
@@ -423,9 +448,13 @@ function resolveBuild(o: BuildOptions, cmd: string, cwd: string, repoDir: string
   if (!existsSync(fragmentPath)) throw new HarnessError('config', `--fragment ${o.fragment}: no such file`, { hint: 'pass a Kconfig fragment (CONFIG_X=y lines), or leave it out for kernel-tests/dax.config' });
   const jobs = o.jobs === undefined ? availableParallelism() : Number(o.jobs);
   if (!Number.isInteger(jobs) || jobs < 1 || jobs > 512) throw new HarnessError('config', `--jobs ${o.jobs}: must be a whole number from 1 to 512`, { hint: 'leave it out for the number of CPUs' });
-  const tree = o.tree ?? 'debian-6.1';
-  if (tree !== 'debian-6.1' && !existsSync(resolve(cwd, tree))) {
+  const tree = o.tree ?? DEFAULT_DEBIAN_LINE;
+  const debianTree = findDebianLine(tree) !== undefined;
+  if (!debianTree && /^debian-/.test(tree) && !existsSync(resolve(cwd, tree))) {
+    throw new HarnessError('config', `--tree ${tree}: not a Debian kernel line the harness knows`, { hint: `pass one of ${debianLineNames()}, or a kernel git tree` });
+  }
+  if (!debianTree && !existsSync(resolve(cwd, tree))) {
     throw new HarnessError('config', `--tree ${tree}: no such directory`, { hint: 'pass a kernel git tree, or --tree debian-6.1 for Debian\'s 6.1 source' });
   }
-  return { kind: 'build', tree: tree === 'debian-6.1' ? tree : resolve(cwd, tree), base: o.base, series, baseConfig, fragmentPath, jobs };
+  return { kind: 'build', tree: debianTree ? tree : resolve(cwd, tree), base: o.base, series, baseConfig, fragmentPath, jobs };
 }

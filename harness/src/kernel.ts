@@ -1,9 +1,10 @@
 // The kernel under test: Debian's packaged kernel unpacked into a cache (never installed into
 // the host's /boot), or a bzImage plus modules directory given by the user.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, renameSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { HarnessError } from './errors.js';
 import { runChecked, runCommand, type ProcessResult } from './proc.js';
+import { debianLineOfRelease, downloadDebs, fetchToolchainRoot, parseMetaDepends, releaseOfImagePackage, resolveLineRelease, toolchainRootOf, unpackLineKernel, type DebianLine } from './debian.js';
 
 export interface KernelSpec {
   /** Kernel release, the name of its /lib/modules directory (uname -r). */
@@ -13,6 +14,9 @@ export interface KernelSpec {
   modulesRoot: string;
   /** Directory to build out-of-tree modules against (headers or O= build dir); null if none. */
   buildDir: string | null;
+  /** A chroot that holds buildDir and the compiler the kernel was built with (a Debian kernel
+   *  of another suite than the host's); absent = buildDir is on the host. */
+  buildRoot?: string;
   /** Where it came from, for run.json. */
   origin: string;
   /** The build log, when the harness built it (copied into the run directory). */
@@ -64,24 +68,20 @@ export function customLineOf(release: string): string {
   return `custom-${majorMinor(release)}`;
 }
 
-// Debian's meta package that always depends on the current 6.1 ABI.
-export const DISTRO_META_PACKAGE = 'linux-image-amd64';
-
-/** Returns the ABI package name (linux-image-6.1.0-NN-amd64) from `apt-cache depends` output. */
-export function parseMetaDepends(text: string): string | null {
-  const m = /Depends:\s+(linux-image-[0-9][^\s]*-amd64)\b/.exec(text);
-  return m?.[1] ?? null;
-}
-
-/** Returns the release (6.1.0-NN-amd64) of a linux-image package name. */
-export function releaseOfImagePackage(pkg: string): string {
-  return pkg.replace(/^linux-image-/, '').replace(/-unsigned$/, '');
-}
-
-/** Resolves the Debian kernel ABI to test: the given release, or what linux-image-amd64 points at. */
-export async function resolveDistroRelease(release: string | undefined, mayUpdateApt: boolean): Promise<string> {
-  if (release) return release;
-  const ask = (): Promise<ProcessResult> => runCommand({ argv: ['apt-cache', 'depends', DISTRO_META_PACKAGE], timeoutMs: 60_000 });
+/** Resolves the Debian kernel ABI to test: the given release, or what the line's
+ *  linux-image-amd64 points at (the host's apt for the host's suite, the harness's own apt
+ *  configuration for the others). */
+export async function resolveDistroRelease(line: DebianLine, release: string | undefined, cacheDir: string, mayUpdateApt: boolean, log: (s: string) => void): Promise<string> {
+  if (release) {
+    if (debianLineOfRelease(release)?.name !== line.name) {
+      throw new HarnessError('config', `--distro-release ${release} is not a release of ${line.name} (Debian ${line.suite} ships ${line.series})`, {
+        hint: `pass --kernel ${debianLineOfRelease(release)?.name ?? 'debian-X.Y'} with it, or a ${line.series} release`,
+      });
+    }
+    return release;
+  }
+  if (!line.host) return resolveLineRelease(cacheDir, line, log);
+  const ask = (): Promise<ProcessResult> => runCommand({ argv: ['apt-cache', 'depends', 'linux-image-amd64'], timeoutMs: 60_000 });
   let r = await ask();
   // A fresh machine may have no package lists yet: fetch them once and ask again.
   if (!parseMetaDepends(r.stdout) && mayUpdateApt) {
@@ -90,7 +90,7 @@ export async function resolveDistroRelease(release: string | undefined, mayUpdat
   }
   const pkg = parseMetaDepends(r.stdout);
   if (!pkg) {
-    throw new HarnessError('config', `cannot tell which kernel ${DISTRO_META_PACKAGE} points at (apt-cache depends printed nothing useful)`, {
+    throw new HarnessError('config', 'cannot tell which kernel linux-image-amd64 points at (apt-cache depends printed nothing useful)', {
       hint: 'run `apt-get update` (the package lists may be missing), or pass --distro-release 6.1.0-NN-amd64',
       detail: (r.stdout + r.stderr).trim().slice(0, 2000),
     });
@@ -98,30 +98,9 @@ export async function resolveDistroRelease(release: string | undefined, mayUpdat
   return releaseOfImagePackage(pkg);
 }
 
-/** Downloads one Debian package into a fresh directory tmp with apt-get download; returns the
- *  .deb's file name. On failure tmp is removed and a config error (with the hint) is thrown. */
-export async function downloadDeb(pkg: string, tmp: string, opts: { hint: string; timeoutMs: number; updateOnFailure: boolean }): Promise<string> {
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  // apt-get download drops privileges to _apt, which must be able to write the target dir.
-  chmodSync(tmp, 0o777);
-  const download = (): Promise<ProcessResult> => runCommand({ argv: ['apt-get', 'download', pkg], cwd: tmp, timeoutMs: opts.timeoutMs });
-  let dl = await download();
-  // A fresh machine may have no package lists yet: fetch them once (root only) and try again.
-  if (dl.exitCode !== 0 && opts.updateOnFailure && process.getuid?.() === 0) {
-    await runCommand({ argv: ['apt-get', 'update', '-q'], env: { DEBIAN_FRONTEND: 'noninteractive' }, timeoutMs: 600_000 });
-    dl = await download();
-  }
-  const deb = readdirSync(tmp).find((f) => f.endsWith('.deb'));
-  if (dl.exitCode !== 0 || !deb) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw new HarnessError('config', `cannot download the Debian package ${pkg}`, { hint: opts.hint, detail: (dl.stderr || dl.stdout).trim().slice(-2000) });
-  }
-  return deb;
-}
-
 /** Fetches Debian's kernel image package into the cache and unpacks it; reuses a complete copy. */
 export async function fetchDistroKernel(cacheDir: string, release: string, log: (s: string) => void): Promise<KernelSpec> {
+  const line = debianLineOfRelease(release);
   const dir = join(cacheDir, 'kernels', `debian-${release}`);
   const done = join(dir, '.complete');
   const spec: KernelSpec = {
@@ -129,15 +108,30 @@ export async function fetchDistroKernel(cacheDir: string, release: string, log: 
     bzImage: join(dir, 'boot', `vmlinuz-${release}`),
     modulesRoot: dir,
     buildDir: distroHeadersDir(release),
+    // A kernel of another suite is built with that suite's compiler: its probe is built in a
+    // chroot of that suite.
+    buildRoot: line && !line.host ? toolchainRootOf(cacheDir, release) : undefined,
     origin: `debian:linux-image-${release}`,
     configPath: join(dir, 'boot', `config-${release}`),
     source: { line: debianLineOf(release), tree: null, commit: null, base: null, buildKey: null, config: 'debian', series: null },
   };
+  if (spec.buildRoot && line) await fetchToolchainRoot(cacheDir, line, release, log);
   if (existsSync(done)) return withPackageVersion(spec, readFileSync(done, 'utf8'));
 
   log(`fetching Debian kernel linux-image-${release} into ${dir}`);
   const tmp = `${dir}.tmp-${process.pid}`;
-  const deb = await downloadDeb(`linux-image-${release}`, tmp, {
+  const deb = line && !line.host ? await unpackLineKernel(cacheDir, line, release, tmp) : await unpackHostKernel(release, tmp);
+  rmSync(dir, { recursive: true, force: true });
+  renameSync(join(tmp, 'root'), dir);
+  rmSync(tmp, { recursive: true, force: true });
+  writeFileSync(done, `${deb}\n`);
+  return withPackageVersion(spec, deb);
+}
+
+// Downloads a kernel of the host's suite with the host's apt and unpacks it into tmp/root.
+async function unpackHostKernel(release: string, tmp: string): Promise<string> {
+  const [deb] = await downloadDebs([`linux-image-${release}`], tmp, {
+    apt: null,
     hint: 'check that apt can reach the Debian mirror (`apt-get update`), or that the release exists (`apt-cache policy linux-image-amd64`)',
     timeoutMs: 600_000,
     // A release given with --distro-release skipped the package-list check of
@@ -145,14 +139,9 @@ export async function fetchDistroKernel(cacheDir: string, release: string, log: 
     updateOnFailure: true,
   });
   const root = join(tmp, 'root');
-  await runChecked({ argv: ['dpkg-deb', '-x', join(tmp, deb), root], timeoutMs: 300_000 }, 'unpacking the kernel package');
-  // dpkg-deb leaves a 0700 root; the guest image builder only reads, but keep it readable.
+  await runChecked({ argv: ['dpkg-deb', '-x', join(tmp, deb!), root], timeoutMs: 300_000 }, 'unpacking the kernel package');
   await runChecked({ argv: ['depmod', '-b', root, release], timeoutMs: 120_000 }, 'depmod of the unpacked kernel');
-  rmSync(dir, { recursive: true, force: true });
-  renameSync(root, dir);
-  rmSync(tmp, { recursive: true, force: true });
-  writeFileSync(done, `${deb}\n`);
-  return withPackageVersion(spec, deb);
+  return deb!;
 }
 
 // The .deb's file name (linux-image-6.1.0-57-amd64_6.1.192-3_amd64.deb) carries its version;

@@ -15,9 +15,15 @@ export interface RefcountModel {
 // Before "fs/dax: Properly refcount fs dax pages" (v6.15) an fsdax page is idle at refcount 1
 // and put_page() of such a page goes through put_devmap_managed_page(); the series removed
 // that hook and added vmf_insert_folio_pmd()/vmf_insert_page_mkwrite() to map DAX folios
-// with a reference per mapping.
-const LEGACY_MARKERS = ['__put_devmap_managed_page_refs', '__put_devmap_managed_page', 'put_devmap_managed_page'];
+// with a reference per mapping. 6.10 renamed the hook to __put_devmap_managed_folio_refs
+// (6.12 has only that name).
+const LEGACY_MARKERS = ['__put_devmap_managed_page_refs', '__put_devmap_managed_page', 'put_devmap_managed_page', '__put_devmap_managed_folio_refs'];
 const FOLIO_MARKERS = ['vmf_insert_folio_pmd', 'vmf_insert_page_mkwrite', 'dax_folio_reset_order'];
+
+/** Returns the grep -E pattern that finds every marker line in /proc/kallsyms. */
+export function markerPattern(): string {
+  return ` (${[...LEGACY_MARKERS, ...FOLIO_MARKERS].join('|')})$`;
+}
 
 /** Returns the symbol names of /proc/kallsyms text ("addr type name [module]" per line). */
 export function parseKallsymsNames(text: string): Set<string> {

@@ -15,7 +15,7 @@ export interface Requirement {
 const BIN = (name: string): string[] => ['/usr/bin', '/usr/sbin', '/bin', '/sbin'].map((d) => `${d}/${name}`);
 
 /** Returns the requirements for running the suite on a kernel release. */
-export function planRequirements(opts: { headersFor?: string; kernelBuild?: boolean }): Requirement[] {
+export function planRequirements(opts: { headersFor?: string; chrootFor?: string; kernelBuild?: boolean }): Requirement[] {
   const reqs: Requirement[] = [
     { pkg: 'qemu-system-x86', paths: BIN('qemu-system-x86_64'), why: 'runs the kernel under test' },
     { pkg: 'qemu-system-data', paths: ['/usr/share/qemu/qboot.rom'], why: 'qboot firmware (fast boot)' },
@@ -42,6 +42,12 @@ export function planRequirements(opts: { headersFor?: string; kernelBuild?: bool
       { pkg: 'lz4', paths: BIN('lz4'), why: 'compresses the bzImage (LZ4 boots fastest under TCG)' },
       { pkg: 'ccache', paths: BIN('ccache'), why: 'makes rebuilds of the kernel cheap' },
       { pkg: 'xz-utils', paths: BIN('xz'), why: 'unpacks linux-source-6.1' },
+    );
+  }
+  if (opts.chrootFor) {
+    reqs.push(
+      { pkg: 'mmdebstrap', paths: BIN('mmdebstrap'), why: `makes the Debian ${opts.chrootFor} chroot the probe module is built in (with that kernel's compiler)` },
+      { pkg: 'xz-utils', paths: BIN('xz'), why: 'uncompresses the kernel modules (.ko.xz) for the guest' },
     );
   }
   if (opts.headersFor) {

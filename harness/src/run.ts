@@ -17,6 +17,7 @@ import { ensureSlowDev, GuestSession, type LiveGuest } from './session.js';
 import { prepareSource, buildCommit } from './built-kernel.js';
 import { planKconfig, planMake } from './kbuild.js';
 import { fetchDistroKernel, resolveDistroRelease, userKernel, type KernelSpec } from './kernel.js';
+import { findDebianLine } from './debian.js';
 import type { RefcountModel } from './model.js';
 import { planRequirements, ensureRequirements } from './prereqs.js';
 import { planQemu } from './qemu-plan.js';
@@ -121,8 +122,10 @@ export function exitCodeFor(outcomes: Outcome[]): number {
 async function kernelFor(cfg: HarnessConfig, log: (s: string) => void): Promise<KernelSpec> {
   // A user's kernel is checked before anything is installed or downloaded: bad input first.
   const given = cfg.kernel.kind === 'path' ? userKernel(cfg.kernel.bzImage, cfg.kernel.modulesDir, cfg.kernel.buildDir) : null;
-  const release = cfg.kernel.kind === 'distro' ? await resolveDistroRelease(cfg.kernel.release, cfg.allowInstall && process.getuid?.() === 0) : undefined;
-  await ensureRequirements(planRequirements({ headersFor: release, kernelBuild: cfg.kernel.kind === 'build' }), cfg.allowInstall, log);
+  const line = cfg.kernel.kind === 'distro' ? findDebianLine(cfg.kernel.line) : undefined;
+  const release = cfg.kernel.kind === 'distro' ? await resolveDistroRelease(line!, cfg.kernel.release, cfg.cacheDir, cfg.allowInstall && process.getuid?.() === 0, log) : undefined;
+  // The host's headers package serves its own suite; another suite's headers come in a chroot.
+  await ensureRequirements(planRequirements({ headersFor: line?.host ? release : undefined, chrootFor: line && !line.host ? line.suite : undefined, kernelBuild: cfg.kernel.kind === 'build' }), cfg.allowInstall, log);
   if (given) return given;
   if (cfg.kernel.kind === 'build') {
     const src = await prepareSource(cfg.kernel, cfg.cacheDir, log);

@@ -7,7 +7,7 @@ import { bootGuest, type Guest } from './boot.js';
 import { planFsSetup, runFsSetup, type FsType, type MountedFs } from './guest-setup.js';
 import { formatKeyOverlay } from './image.js';
 import { generateRunKeys } from './keys.js';
-import { detectRefcountModel, parseKallsymsNames, type RefcountModel } from './model.js';
+import { detectRefcountModel, markerPattern, parseKallsymsNames, type RefcountModel } from './model.js';
 import type { QemuProfile, Accel } from './qemu-plan.js';
 import { HarnessError } from './errors.js';
 import type { SshTarget } from './ssh-target.js';
@@ -74,7 +74,7 @@ export async function ensureSlowDev(live: LiveGuest, dev: string): Promise<void>
 export async function detectGuestModel(ssh: SshTarget): Promise<RefcountModel> {
   // Only the few marker symbols are needed: grep in the guest instead of copying 10 MB.
   const r = await ssh.exec({
-    argv: ['sh', '-c', "grep -E ' (__put_devmap_managed_page_refs|__put_devmap_managed_page|put_devmap_managed_page|vmf_insert_folio_pmd|vmf_insert_page_mkwrite|dax_folio_reset_order)$' /proc/kallsyms; true"],
+    argv: ['sh', '-c', 'grep -E "$0" /proc/kallsyms; true', markerPattern()],
     timeoutMs: 20_000,
   });
   return detectRefcountModel(parseKallsymsNames(r.stdout));

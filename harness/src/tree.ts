@@ -1,5 +1,5 @@
-// The source tree a kernel under test is built from: Debian's linux-source-6.1 unpacked into
-// the cache and made a git repository once, or a user's git tree, which is cloned (--shared,
+// The source tree a kernel under test is built from: Debian's linux-source-X.Y (6.1, 6.12, 7.2)
+// unpacked into the cache and made a git repository once, or a user's git tree, which is cloned (--shared,
 // objects borrowed, nothing written into it) so that the user's checkout is never touched.
 // Series are applied in the harness's own checkout, where a switch between commits rewrites
 // only the files that differ, so make rebuilds only what changed.
@@ -9,11 +9,15 @@ import { join, resolve } from 'node:path';
 import { HarnessError } from './errors.js';
 import { runChecked, runCommand, type CommandPlan, type ProcessResult } from './proc.js';
 import { describePatch, type Patch } from './series.js';
-import { downloadDeb } from './kernel.js';
+import { aptConfigOf, DEFAULT_DEBIAN_LINE, debianLineNames, downloadDebs, findDebianLine, updateApt, type DebianLine } from './debian.js';
 
-/** The embedded default tree: Debian's kernel source package. */
-export const DEBIAN_TREE = 'debian-6.1';
-const DEBIAN_SOURCE_PACKAGE = 'linux-source-6.1';
+/** The embedded default tree: Debian's 6.1 kernel source package. */
+export const DEBIAN_TREE = DEFAULT_DEBIAN_LINE;
+
+/** Returns true for a tree the harness imports from Debian's source package (debian-6.12). */
+export function isDebianTree(name: string): boolean {
+  return findDebianLine(name) !== undefined;
+}
 // A fixed identity and date make the imported commit id the same on every machine, so a
 // build key computed here is valid in every cache.
 const IMPORT_ENV = {
@@ -55,8 +59,9 @@ export function stripDebianGitignore(text: string): string {
   return `${lines.slice(0, start).join('\n').trimEnd()}\n`;
 }
 
-/** Plans the import of an unpacked source directory as one commit with a fixed identity. */
-export function planImport(dir: string, version: string): CommandPlan[] {
+/** Plans the import of an unpacked source directory as one commit with a fixed identity, tagged
+ *  with the line's name. */
+export function planImport(dir: string, version: string, line: DebianLine = findDebianLine(DEBIAN_TREE)!): CommandPlan[] {
   const g = (...a: string[]): CommandPlan => ({ argv: ['git', '-C', dir, ...a], env: IMPORT_ENV, timeoutMs: 1_800_000 });
   return [
     g('init', '-q', '-b', 'main'),
@@ -65,34 +70,39 @@ export function planImport(dir: string, version: string): CommandPlan[] {
     g('config', 'user.name', 'dax-harness'),
     g('config', 'user.email', 'dax-harness@localhost'),
     g('add', '-A'),
-    g('commit', '-q', '-m', `${DEBIAN_SOURCE_PACKAGE} ${version}`),
-    g('tag', DEBIAN_TREE),
+    g('commit', '-q', '-m', `linux-source-${line.series} ${version}`),
+    g('tag', line.name),
   ];
 }
 
-/** Unpacks Debian's linux-source-6.1 into the cache as a git repository (once); returns its path. */
-export async function fetchDebianSource(cacheDir: string, log: (s: string) => void): Promise<string> {
-  const dir = join(cacheDir, 'src', DEBIAN_TREE);
+/** Unpacks a line's linux-source-X.Y into the cache as a git repository (once); returns its path. */
+export async function fetchDebianSource(cacheDir: string, line: DebianLine, log: (s: string) => void): Promise<string> {
+  const dir = join(cacheDir, 'src', line.name);
   if (existsSync(join(dir, '.git', 'dax-harness-complete'))) return dir;
-  log(`fetching ${DEBIAN_SOURCE_PACKAGE} and importing it into ${dir} (once; a few minutes)`);
+  const pkg = `linux-source-${line.series}`;
+  log(`fetching ${pkg} (Debian ${line.suite}) and importing it into ${dir} (once; a few minutes)`);
   const tmp = `${dir}.tmp-${process.pid}`;
-  const deb = await downloadDeb(DEBIAN_SOURCE_PACKAGE, tmp, {
+  // The host's own suite comes through the host's apt; the others through the harness's.
+  const apt = line.host ? null : aptConfigOf(cacheDir, line.suite);
+  if (apt) await updateApt(apt, log);
+  const [deb] = await downloadDebs([pkg], tmp, {
+    apt,
     hint: 'check that apt can reach the Debian mirror (`apt-get update`), or pass --tree DIR with a kernel git tree',
     timeoutMs: 1_200_000,
     updateOnFailure: true,
   });
-  const version = /_([^_]+)_all\.deb$/.exec(deb)?.[1] ?? 'unknown';
+  const version = /_([^_]+)_all\.deb$/.exec(deb!)?.[1] ?? 'unknown';
   const pkgRoot = join(tmp, 'pkg');
-  await runChecked({ argv: ['dpkg-deb', '-x', join(tmp, deb), pkgRoot], timeoutMs: 600_000 }, `unpacking ${deb}`);
-  const tarball = join(pkgRoot, 'usr', 'src', `${DEBIAN_SOURCE_PACKAGE}.tar.xz`);
+  await runChecked({ argv: ['dpkg-deb', '-x', join(tmp, deb!), pkgRoot], timeoutMs: 600_000 }, `unpacking ${deb}`);
+  const tarball = join(pkgRoot, 'usr', 'src', `${pkg}.tar.xz`);
   const src = join(tmp, 'src');
   mkdirSync(src);
   await runChecked({ argv: ['tar', '-xf', tarball, '-C', src, '--strip-components=1'], timeoutMs: 1_200_000 }, `unpacking ${tarball}`);
   rmSync(pkgRoot, { recursive: true, force: true });
-  rmSync(join(tmp, deb), { force: true });
+  rmSync(join(tmp, deb!), { force: true });
   const gi = join(src, '.gitignore');
   if (existsSync(gi)) writeFileSync(gi, stripDebianGitignore(readFileSync(gi, 'utf8')));
-  for (const p of planImport(src, version)) await runChecked(p, 'importing the kernel source into git');
+  for (const p of planImport(src, version, line)) await runChecked(p, 'importing the kernel source into git');
   writeFileSync(join(src, '.git', 'dax-harness-complete'), `${version}\n`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(join(cacheDir, 'src'), { recursive: true });
@@ -103,17 +113,18 @@ export async function fetchDebianSource(cacheDir: string, log: (s: string) => vo
 
 /** Returns the harness's checkout for --tree: the Debian import itself, or a shared clone of DIR. */
 export async function prepareTree(tree: string, cacheDir: string, log: (s: string) => void): Promise<TreeCheckout> {
-  if (tree === DEBIAN_TREE) return { name: tree, workDir: await fetchDebianSource(cacheDir, log) };
+  const line = findDebianLine(tree);
+  if (line) return { name: tree, workDir: await fetchDebianSource(cacheDir, line, log) };
   const user = resolve(tree);
   const top = await git(user, ['rev-parse', '--show-toplevel']);
   if (top.exitCode !== 0) {
     throw new HarnessError('config', `--tree ${tree}: not a git repository`, {
-      hint: `pass a kernel git tree (a directory where \`git log\` works) or --tree ${DEBIAN_TREE}`,
+      hint: `pass a kernel git tree (a directory where \`git log\` works) or --tree ${debianLineNames()}`,
     });
   }
   if (!existsSync(join(top.stdout.trim(), 'Kconfig')) || !existsSync(join(top.stdout.trim(), 'fs', 'dax.c'))) {
     throw new HarnessError('config', `--tree ${tree}: not a Linux kernel tree (no Kconfig or fs/dax.c at its top)`, {
-      hint: `pass the top directory of a Linux kernel git tree, or --tree ${DEBIAN_TREE}`,
+      hint: `pass the top directory of a Linux kernel git tree, or --tree ${debianLineNames()}`,
     });
   }
   const topDir = top.stdout.trim();
@@ -131,11 +142,11 @@ export async function prepareTree(tree: string, cacheDir: string, log: (s: strin
 
 /** Resolves REF in the user's tree (or the import) to a commit id, fetched into the checkout. */
 export async function resolveBase(tree: TreeCheckout, ref: string): Promise<string> {
-  const origin = tree.name === DEBIAN_TREE ? tree.workDir : tree.name;
+  const origin = isDebianTree(tree.name) ? tree.workDir : tree.name;
   const r = await git(origin, ['rev-parse', '--verify', '--quiet', `${ref}^{commit}`]);
   if (r.exitCode !== 0) {
     throw new HarnessError('config', `--base ${ref}: not a commit in ${tree.name}`, {
-      hint: tree.name === DEBIAN_TREE ? `leave --base out (the import is tagged ${DEBIAN_TREE})` : 'pass a branch, tag or commit id that exists in the tree (git log shows them)',
+      hint: isDebianTree(tree.name) ? `leave --base out (the import is tagged ${tree.name})` : 'pass a branch, tag or commit id that exists in the tree (git log shows them)',
     });
   }
   const commit = r.stdout.trim();
