@@ -58,7 +58,7 @@ t.test('--tree debian-6.1: a build with every default', async (t) => {
   });
   t.equal(c.baseline, false);
   t.equal(c.bisect, false);
-  t.same(resolve(['run']).kernel, { kind: 'distro', release: undefined }, "without build options: Debian's packaged kernel");
+  t.same(resolve(['run']).kernel, { kind: 'distro', line: 'debian-6.1', release: undefined }, "without build options: Debian's packaged kernel");
 });
 
 t.test('--tree DIR, --base, --config, --jobs, --fragment', async (t) => {
@@ -70,6 +70,10 @@ t.test('--tree DIR, --base, --config, --jobs, --fragment', async (t) => {
   t.equal(k.fragmentPath, join(cwd, 'fix.patch'));
   t.equal(build(t, resolve(['--base', 'HEAD~1'])).tree, 'debian-6.1', 'any build option implies a build, of debian-6.1 by default');
   configError(t, ['--tree', '/nonexistent'], /--tree \/nonexistent: no such directory/);
+  t.equal(build(t, resolve(['--tree', 'debian-7.2'])).tree, 'debian-7.2', 'every Debian line is a tree');
+  t.equal(build(t, resolve(['--tree', 'debian-6.12'])).tree, 'debian-6.12');
+  configError(t, ['--tree', 'debian-5.10'], /--tree debian-5.10: not a Debian kernel line the harness knows/);
+  configError(t, ['--kernel', 'debian-6.12', '--tree', 'debian-6.12'], /--kernel cannot be combined with building a kernel/);
   configError(t, ['--tree', 'debian-6.1', '--fragment', 'nope.config'], /--fragment nope\.config: no such file/);
 });
 

@@ -31,7 +31,7 @@ t.test('defaults', async (t) => {
   t.same(c.filesystems, ['ext4', 'xfs']);
   t.equal(c.accel, 'tcg');
   t.same(c.tests.map((x) => x.name), SUITE.map((x) => x.name), 'every test');
-  t.same(c.kernel, { kind: 'distro', release: undefined }, "Debian's kernel unless --kernel");
+  t.same(c.kernel, { kind: 'distro', line: 'debian-6.1', release: undefined }, "Debian's kernel unless --kernel");
   t.equal(c.resultsDir, `${repoDir}/results`, 'results under the repo, not the cwd');
   t.equal(c.cacheDir, '/home/tester/.cache/dax-harness', 'cache under HOME/.cache');
   t.equal(c.bootTimeoutMs, 120_000);
@@ -69,8 +69,15 @@ t.test('options', async (t) => {
   t.equal(c.allowInstall, false);
   t.equal(c.dryRun, true);
   t.equal(c.verbose, true);
-  t.same(resolveConfig(['--distro-release', '6.1.0-56-amd64'], env, repoDir, cwd).kernel, { kind: 'distro', release: '6.1.0-56-amd64' });
+  t.same(resolveConfig(['--distro-release', '6.1.0-56-amd64'], env, repoDir, cwd).kernel, { kind: 'distro', line: 'debian-6.1', release: '6.1.0-56-amd64' });
   t.equal(resolveConfig(['--kernel', '/k'], env, repoDir, cwd).kernel.kind, 'path', '--kernel alone is allowed');
+  t.same(resolveConfig(['--kernel', 'debian-7.2'], env, repoDir, cwd).kernel, { kind: 'distro', line: 'debian-7.2', release: undefined }, '--kernel names a Debian line');
+  t.same(resolveConfig(['--distro-release', '6.12.117+deb13-amd64'], env, repoDir, cwd).kernel, { kind: 'distro', line: 'debian-6.12', release: '6.12.117+deb13-amd64' }, 'a release names its line');
+  t.same(resolveConfig(['--kernel', 'debian-6.12', '--distro-release', '6.12.117+deb13-amd64'], env, repoDir, cwd).kernel.kind, 'distro');
+  configError(t, ['--kernel', 'debian-6.6'], /--kernel debian-6.6: not a Debian kernel line the harness knows/, 'an unknown line');
+  configError(t, ['--kernel', 'debian-6.12', '--distro-release', '7.2.13+deb14-amd64'], /--distro-release 7.2.13\+deb14-amd64 is a debian-7.2 kernel, not debian-6.12/, 'a release of another line');
+  configError(t, ['--kernel', '/k', '--distro-release', '6.1.0-57-amd64'], /--distro-release goes with a Debian kernel/, 'a release with a path');
+  configError(t, ['--kernel', 'debian-6.12', '--modules', '/m'], /--modules given without --kernel PATH/, '--modules belongs to a path');
   t.equal(resolveConfig(['doctor'], env, repoDir, cwd).command, 'doctor');
   t.equal(resolveConfig(['list'], env, repoDir, cwd).command, 'list');
   t.equal(resolveConfig(['run', '--help'], env, repoDir, cwd).command, 'help', '--help wins over the command');

@@ -40,6 +40,7 @@ t.test('detectRefcountModel', async (t) => {
   t.same(folio, { name: 'folio', idle: 0, mappingsCounted: true, evidence: ['vmf_insert_folio_pmd', 'vmf_insert_page_mkwrite'] }, '6.18: idle 0, one reference per mapping');
 
   t.equal(detectRefcountModel(new Set(['put_devmap_managed_page'])).name, 'legacy', 'older legacy marker alone is enough');
+  t.equal(detectRefcountModel(new Set(['__put_devmap_managed_folio_refs'])).name, 'legacy', '6.10-6.14 name of the hook (Debian 6.12): legacy');
   t.equal(detectRefcountModel(new Set(['dax_folio_reset_order'])).name, 'folio');
   t.same(detectRefcountModel(new Set(['__put_devmap_managed_page', 'put_devmap_managed_page', 'unrelated'])).evidence, ['__put_devmap_managed_page', 'put_devmap_managed_page']);
 
