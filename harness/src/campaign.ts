@@ -275,7 +275,7 @@ export function loadMutants(dir: string, only: string[]): Mutant[] {
   try {
     files = readdirSync(dir).filter((f) => f.endsWith('.patch')).sort();
   } catch {
-    throw new HarnessError('config', `--mutants ${dir}: no such directory`, { hint: 'pass a directory of .patch files, or leave it out for kernel-tests/mutants' });
+    throw new HarnessError('config', `--mutants ${dir}: no such directory`, { hint: 'pass a directory of .patch files, or leave it out for kernel-tests/mutants/<tree>' });
   }
   const all = files.map((f) => {
     const text = readFileSync(join(dir, f), 'utf8');
@@ -334,4 +334,62 @@ export async function runMutate(cfg: HarnessConfig, out: Out, log: Log): Promise
   if (!cleanOk && cleanRun.summary?.exitCode === EXIT_KERNEL_FAILURE) return EXIT_KERNEL_FAILURE;
   if (survived > 0) return EXIT_KERNEL_FAILURE;
   return infra ? EXIT_INFRA : EXIT_PASS;
+}
+
+/** The outcome cell of one point in the matrix table: its outcome, or '-' if it did not run. */
+export function matrixCell(records: TestRecord[] | null, fs: string, test: string): string {
+  if (!records) return 'error';
+  return records.find((r) => r.fs === fs && r.test === test)?.outcome ?? '-';
+}
+
+/** Returns the kernel × test table: a row per fs/test, a column per kernel. */
+export function formatMatrixTable(kernels: { label: string; records: TestRecord[] | null }[], points: { fs: string; test: string }[]): string[] {
+  const rows = points.map((p) => [`${p.fs}/${p.test}`, ...kernels.map((k) => matrixCell(k.records, p.fs, p.test))]);
+  const count = (k: { records: TestRecord[] | null }, o: string): number => k.records?.filter((r) => r.outcome === o && r.test !== KERNEL_LOG_POINT).length ?? 0;
+  rows.push(['(pass/known/skip/red)', ...kernels.map((k) => (k.records ? `${count(k, 'pass')}/${count(k, 'xfail')}/${count(k, 'skip')}/${k.records.filter((r) => isKernelFailure(r.outcome)).length}` : 'error'))]);
+  return formatTable(['point', ...kernels.map((k) => k.label)], rows);
+}
+
+/** matrix: the suite on each Debian kernel line, one TAP document, a kernel × test table. */
+export async function runMatrix(cfg: HarnessConfig, out: Out, log: Log): Promise<number> {
+  const store = RunStore.create(cfg.resultsDir, 'matrix');
+  const tap = new OuterTap((lines) => {
+    store.tap(lines);
+    for (const l of lines) out(l);
+  });
+  tap.start([`dax-harness matrix: ${cfg.matrixKernels.join(', ')} x ${cfg.filesystems.join(',')} x ${cfg.tests.length} test(s)`]);
+  const started = performance.now();
+  const runs: { label: string; records: TestRecord[] | null; exitCode: number; diag: Record<string, YamlValue> }[] = [];
+  for (const line of cfg.matrixKernels) {
+    const sub: HarnessConfig = Object.freeze({ ...cfg, kernel: { kind: 'distro' as const, line, release: undefined } });
+    const sink = tap.subtest(line);
+    const t0 = performance.now();
+    let wrote = false;
+    try {
+      const summary = await runSuite(sub, (l) => {
+        wrote = true;
+        sink(l);
+      }, log);
+      const diag = { run_dir: summary.runDir, exit_code: summary.exitCode, red: redPoints(summary.records), wall_s: Math.round((performance.now() - t0) / 100) / 10 };
+      runs.push({ label: line, records: summary.records, exitCode: summary.exitCode, diag });
+      tap.point(summary.exitCode === EXIT_PASS, line, diag);
+    } catch (err) {
+      // A kernel that could not be fetched or booted is infrastructure trouble of its column.
+      const msg = formatError(err);
+      log(`${line}: ${msg}`);
+      if (!wrote) sink(`1..0 # SKIP ${(msg.split('\n')[0] ?? '').replace(/^dax-harness: /, '')}`);
+      runs.push({ label: line, records: null, exitCode: EXIT_INFRA, diag: { error: msg } });
+      tap.point(false, `${line} # ERROR infrastructure`, { error: msg });
+    }
+  }
+  const points = cfg.filesystems.flatMap((fs) => cfg.tests.map((t) => ({ fs, test: t.name })));
+  const table = formatMatrixTable(runs, points);
+  tap.comment([...table, `wall time ${((performance.now() - started) / 1000).toFixed(0)} s`]);
+  tap.end();
+  store.writeFile('matrix.txt', `${table.join('\n')}\n`);
+  store.writeFile('campaign.json', `${JSON.stringify({ matrix: Object.fromEntries(runs.map((r) => [r.label, r.diag])) }, null, 2)}\n`);
+  store.close();
+  log(`matrix table in ${store.path('matrix.txt')}`);
+  if (runs.some((r) => r.exitCode === EXIT_KERNEL_FAILURE)) return EXIT_KERNEL_FAILURE;
+  return runs.some((r) => r.exitCode !== EXIT_PASS) ? EXIT_INFRA : EXIT_PASS;
 }

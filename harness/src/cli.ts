@@ -9,7 +9,7 @@ import { startProgress } from './progress.js';
 import { checkRequirements, formatDoctor, planRequirements } from './prereqs.js';
 import { formatDryRun, runExec, runSuite } from './run.js';
 import { SUITE } from './suite.js';
-import { runBaseline, runMutate } from './campaign.js';
+import { runBaseline, runMatrix, runMutate } from './campaign.js';
 import { runReportCommand, loadRuns } from './report/report-command.js';
 import { enqueue, planQueueLayout } from './nightly/queue.js';
 import { runNightly } from './nightly/nightly.js';
@@ -64,6 +64,8 @@ async function main(): Promise<number> {
     }
     case 'mutate':
       return await runMutate(cfg, (line) => process.stdout.write(`${line}\n`), log);
+    case 'matrix':
+      return await runMatrix(cfg, (line) => process.stdout.write(`${line}\n`), log);
     case 'queue': {
       const q = planQueueLayout(cfg.nightly.queueDir);
       for (const name of enqueue(q, cfg.nightly.files)) process.stdout.write(`queued ${name} in ${q.new}\n`);

@@ -10,9 +10,9 @@ import type { FsType } from './guest-setup.js';
 import { selectTests, type TestDef } from './suite.js';
 import { parseSeries, type Patch } from './series.js';
 import { availableParallelism } from 'node:os';
-import { DEFAULT_DEBIAN_LINE, debianLineNames, debianLineOfRelease, findDebianLine } from './debian.js';
+import { DEBIAN_LINES, DEFAULT_DEBIAN_LINE, debianLineNames, debianLineOfRelease, findDebianLine } from './debian.js';
 
-export type Command = 'run' | 'exec' | 'doctor' | 'list' | 'help' | 'mutate' | 'report' | 'queue' | 'nightly' | 'index' | 'history' | 'merge';
+export type Command = 'run' | 'exec' | 'doctor' | 'list' | 'help' | 'mutate' | 'matrix' | 'report' | 'queue' | 'nightly' | 'index' | 'history' | 'merge';
 
 /** A kernel the harness builds: a tree, a base, a series, a config. */
 export interface BuildSpec {
@@ -37,6 +37,8 @@ export interface HarnessConfig {
   baseline: boolean;
   /** Build each prefix of the series and name the first patch that turns a test red. */
   bisect: boolean;
+  /** For matrix: the Debian kernel lines to run, in order. */
+  matrixKernels: string[];
   /** For mutate: the directory of mutant patches, and which of them (empty = all). */
   mutantsDir: string;
   mutants: string[];
@@ -108,8 +110,11 @@ commands:
             filesystems on /mnt/ext4 and /mnt/xfs; bounded by --test-timeout, default 300 s)
   doctor    list the host prerequisites that are present and missing, and what will be installed
   list      list the tests with what each checks
-  mutate    build the tree once per patch in kernel-tests/mutants/ (each a deliberate refcount
+  mutate    build the tree once per patch in kernel-tests/mutants/<tree>/ (each a deliberate refcount
             bug), run the suite on each, print which tests killed it (exit 1 if one survived)
+  matrix    dax-harness matrix [--kernels debian-6.1,debian-6.12,debian-7.2]: the suite on each
+            Debian kernel (default: all three), one TAP document with a subtest per kernel and a
+            kernel x test table; exit 1 if any kernel has a red test
   queue     dax-harness queue add SERIES.mbx... [--queue DIR]: queue series for the nightly
   nightly   dax-harness nightly [--queue DIR] [--from ADDR] [--max N]: run every queued series as
             --baseline --bisect on each kernel line of DIR/queue.json; each gets done/<hash>/ with
@@ -159,7 +164,8 @@ kernel built from source (all build options imply a built kernel):
                          failure, still failing, passing; exit 1 only for a new failure
   --bisect               with --baseline: build each prefix of the series and name the first
                          patch that turns each newly red test red
-  --mutants DIR          for mutate: the mutant patches (default: kernel-tests/mutants)
+  --mutants DIR          for mutate: the mutant patches (default: kernel-tests/mutants/<tree>
+                         for a Debian tree, else kernel-tests/mutants/debian-6.1)
   --mutant NAME          for mutate: only this mutant (repeatable)
 
   --profile NAME         QEMU profile from qemu/profiles.json (default: default)
@@ -241,6 +247,7 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
         bisect: { type: 'boolean', default: false },
         mutants: { type: 'string' },
         mutant: { type: 'string', multiple: true },
+        kernels: { type: 'string' },
         'no-install': { type: 'boolean', default: false },
         'dry-run': { type: 'boolean', default: false },
         verbose: { type: 'boolean', short: 'v', default: false },
@@ -263,8 +270,8 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
   }
   const { values: o, positionals } = parsed;
   const cmd = o.help ? 'help' : (positionals[0] ?? 'run');
-  if (!['run', 'exec', 'doctor', 'list', 'help', 'mutate', 'report', 'queue', 'nightly', 'index', 'history', 'merge'].includes(cmd)) {
-    throw new HarnessError('config', `unknown command "${cmd}"`, { hint: 'commands are run, exec, doctor, list, mutate, report, queue, nightly, index, history, merge, help' });
+  if (!['run', 'exec', 'doctor', 'list', 'help', 'mutate', 'matrix', 'report', 'queue', 'nightly', 'index', 'history', 'merge'].includes(cmd)) {
+    throw new HarnessError('config', `unknown command "${cmd}"`, { hint: 'commands are run, exec, doctor, list, mutate, matrix, report, queue, nightly, index, history, merge, help' });
   }
   if (cmd === 'merge' && (positionals.length < 2 || o.results === undefined)) {
     throw new HarnessError('config', 'merge needs --results DEST and at least one source directory', { hint: 'e.g. dax-harness merge --results /srv/dax-results /srv/dax-results/incoming' });
@@ -338,8 +345,10 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
         : resolveDistroKernel(o.kernel, o['distro-release']),
     baseline: (o.baseline ?? false) || (o.bisect ?? false),
     bisect: o.bisect ?? false,
-    mutantsDir: resolve(cwd, o.mutants ?? join(repoDir, 'kernel-tests', 'mutants')),
+    // Mutants are patches against one tree: kernel-tests/mutants/<line> for a Debian line.
+    mutantsDir: resolve(cwd, o.mutants ?? join(repoDir, 'kernel-tests', 'mutants', build?.tree && findDebianLine(build.tree) ? build.tree : DEFAULT_DEBIAN_LINE)),
     mutants: o.mutant ?? [],
+    matrixKernels: resolveMatrixKernels(cmd, o.kernels, o.kernel),
     profile: loadProfile(repoDir, o.profile ?? 'default'),
     accel: o.accel,
     filesystems: fss as FsType[],
@@ -398,6 +407,21 @@ interface BuildOptions {
   bisect?: boolean;
   mutants?: string;
   mutant?: string[];
+}
+
+// matrix runs Debian lines only: a built or a user's kernel has its own commands.
+function resolveMatrixKernels(cmd: string, kernels: string | undefined, kernel: string | undefined): string[] {
+  if (cmd !== 'matrix') {
+    if (kernels !== undefined) throw new HarnessError('config', '--kernels belongs to the matrix command', { hint: `dax-harness matrix --kernels ${DEBIAN_LINES.map((l) => l.name).join(',')}` });
+    return [];
+  }
+  if (kernel !== undefined) throw new HarnessError('config', 'matrix takes --kernels LIST, not --kernel', { hint: `e.g. dax-harness matrix --kernels ${DEBIAN_LINES.map((l) => l.name).join(',')}` });
+  const names = kernels === undefined ? DEBIAN_LINES.map((l) => l.name) : list(kernels);
+  const bad = names.filter((n) => !findDebianLine(n));
+  if (bad.length > 0 || names.length === 0) {
+    throw new HarnessError('config', `--kernels ${kernels}: ${bad.length > 0 ? `${bad.join(', ')} ${bad.length > 1 ? 'are' : 'is'} not a Debian kernel line` : 'no kernel named'}`, { hint: `name some of ${debianLineNames()}, comma-separated` });
+  }
+  return [...new Set(names)];
 }
 
 // --kernel debian-X.Y names a packaged Debian kernel line; --distro-release alone names its

@@ -5,7 +5,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decideCulprits, loadMutants, prefixState, type PrefixState } from '../src/campaign.js';
+import { decideCulprits, formatMatrixTable, loadMutants, matrixCell, prefixState, type PrefixState } from '../src/campaign.js';
+import { errorRecord } from '../src/run.js';
 import type { RunSummary, TestRecord } from '../src/run.js';
 import { HarnessError } from '../src/errors.js';
 
@@ -109,4 +110,17 @@ t.test('bisect: what a prefix run says of a point', async (t) => {
   t.same(prefixState(summary('error', 'infrastructure: the guest was lost'), null, 'ext4/a'), { state: 'unknown', why: 'error: infrastructure: the guest was lost' });
   t.same(prefixState(null, 'dax-harness: build error: make failed\nmore', 'ext4/a'), { state: 'unknown', why: 'did not build or boot: dax-harness: build error: make failed' });
   t.same(prefixState(summary('pass'), null, 'xfs/a'), { state: 'unknown', why: 'the point was not run' });
+});
+
+t.test('the matrix table: a row per point, a column per kernel, counts at the bottom', async (t) => {
+  const rec = (fs: string, test: string, outcome: TestRecord['outcome']): TestRecord => ({ ...errorRecord(fs, test, ''), outcome });
+  const k61 = [rec('ext4', 'pin-unlink', 'xfail'), rec('ext4', 'odirect-pin', 'pass'), rec('ext4', 'gup-crosscheck', 'skip'), rec('', 'kernel-log', 'pass')];
+  const k72 = [rec('ext4', 'pin-unlink', 'fail'), rec('ext4', 'odirect-pin', 'pass')];
+  const points = ['pin-unlink', 'odirect-pin', 'gup-crosscheck'].map((test) => ({ fs: 'ext4', test }));
+  const table = formatMatrixTable([{ label: 'debian-6.1', records: k61 }, { label: 'debian-7.2', records: k72 }, { label: 'debian-6.12', records: null }], points);
+  t.match(table[0], /^point\s+debian-6\.1\s+debian-7\.2\s+debian-6\.12$/);
+  t.match(table.find((l) => l.startsWith('ext4/pin-unlink')), /xfail\s+fail\s+error/, 'known on one kernel, red on another, the kernel that never ran says error');
+  t.match(table.find((l) => l.startsWith('ext4/gup-crosscheck')), /skip\s+-\s+error/, 'a point a kernel did not run is -, never pass');
+  t.match(table.at(-1), /^\(pass\/known\/skip\/red\)\s+1\/1\/1\/0\s+1\/0\/0\/1\s+error$/, 'the kernel-log point is not counted as a test');
+  t.equal(matrixCell(null, 'ext4', 'x'), 'error');
 });

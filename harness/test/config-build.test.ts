@@ -121,7 +121,8 @@ t.test('mutate: a build of the base, mutants from kernel-tests/mutants', async (
   const k = build(t, c);
   t.equal(k.tree, 'debian-6.1');
   t.same(k.series, [], 'the mutants are not a series');
-  t.equal(c.mutantsDir, join(repoDir, 'kernel-tests', 'mutants'));
+  t.equal(c.mutantsDir, join(repoDir, 'kernel-tests', 'mutants', 'debian-6.1'), 'the mutants of the tree');
+  t.equal(resolve(['mutate', '--tree', 'debian-7.2']).mutantsDir, join(repoDir, 'kernel-tests', 'mutants', 'debian-7.2'), 'a Debian tree has its own mutants');
   t.same(c.mutants, []);
   const only = resolve(['mutate', '--mutants', 'm', '--mutant', 'a', '--mutant', 'b']);
   t.equal(only.mutantsDir, join(cwd, 'm'));

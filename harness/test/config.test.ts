@@ -74,6 +74,11 @@ t.test('options', async (t) => {
   t.same(resolveConfig(['--kernel', 'debian-7.2'], env, repoDir, cwd).kernel, { kind: 'distro', line: 'debian-7.2', release: undefined }, '--kernel names a Debian line');
   t.same(resolveConfig(['--distro-release', '6.12.117+deb13-amd64'], env, repoDir, cwd).kernel, { kind: 'distro', line: 'debian-6.12', release: '6.12.117+deb13-amd64' }, 'a release names its line');
   t.same(resolveConfig(['--kernel', 'debian-6.12', '--distro-release', '6.12.117+deb13-amd64'], env, repoDir, cwd).kernel.kind, 'distro');
+  t.same(resolveConfig(['matrix'], env, repoDir, cwd).matrixKernels, ['debian-6.1', 'debian-6.12', 'debian-7.2'], 'matrix: every Debian line by default');
+  t.same(resolveConfig(['matrix', '--kernels', 'debian-7.2, debian-6.1'], env, repoDir, cwd).matrixKernels, ['debian-7.2', 'debian-6.1'], 'in the order given');
+  configError(t, ['matrix', '--kernels', 'debian-7.2,linux-next'], /--kernels debian-7.2,linux-next: linux-next is not a Debian kernel line/, 'an unknown line');
+  configError(t, ['matrix', '--kernel', 'debian-7.2'], /matrix takes --kernels LIST, not --kernel/, '--kernel with matrix');
+  configError(t, ['run', '--kernels', 'debian-7.2'], /--kernels belongs to the matrix command/, '--kernels with run');
   configError(t, ['--kernel', 'debian-6.6'], /--kernel debian-6.6: not a Debian kernel line the harness knows/, 'an unknown line');
   configError(t, ['--kernel', 'debian-6.12', '--distro-release', '7.2.13+deb14-amd64'], /--distro-release 7.2.13\+deb14-amd64 is a debian-7.2 kernel, not debian-6.12/, 'a release of another line');
   configError(t, ['--kernel', '/k', '--distro-release', '6.1.0-57-amd64'], /--distro-release goes with a Debian kernel/, 'a release with a path');

@@ -137,7 +137,7 @@ export function baseLineKey(r: RunRecords): string {
 /** A campaign (--baseline, --bisect, mutate) whose runs are among those reported. */
 export interface CampaignRecord {
   dir: string;
-  /** Its tables as written: comparison.txt (A/B and bisect) or mutants.txt. */
+  /** Its tables as written: comparison.txt (A/B and bisect), mutants.txt or matrix.txt. */
   tables: { name: string; text: string }[];
 }
 
@@ -169,7 +169,7 @@ export function findCampaigns(runs: RunRecords[]): CampaignRecord[] {
       .sort()
       .map((d) => ({
         dir: d,
-        tables: ['comparison.txt', 'mutants.txt'].filter((f) => existsSync(join(d, f))).map((f) => ({ name: f, text: readFileSync(join(d, f), 'utf8') })),
+        tables: ['comparison.txt', 'mutants.txt', 'matrix.txt'].filter((f) => existsSync(join(d, f))).map((f) => ({ name: f, text: readFileSync(join(d, f), 'utf8') })),
       })),
   );
 }
