@@ -36,7 +36,7 @@ async function main(): Promise<number> {
       const release = cfg.kernel.kind === 'distro' ? cfg.kernel.release : undefined;
       const { present, missing } = checkRequirements(planRequirements({ headersFor: line?.host ? release : undefined, chrootFor: line && !line.host ? line.suite : undefined }));
       const lines = formatDoctor(present, missing, cfg.allowInstall && process.getuid?.() === 0);
-      if (!release && cfg.kernel.kind === 'distro') lines.push('(the headers package of the Debian kernel is checked once its release is resolved at run time)');
+      if (!release && line?.host) lines.push('(the headers package of the Debian kernel is checked once its release is resolved at run time)');
       process.stdout.write(`${lines.join('\n')}\n`);
       return missing.length === 0 ? 0 : EXIT_INFRA;
     }

@@ -153,7 +153,8 @@ run options:
                          depends on); names its line when --kernel is left out
 
 kernel built from source (all build options imply a built kernel):
-  --tree debian-6.1|DIR  build the kernel under test: Debian's linux-source-6.1 (imported into
+  --tree debian-6.1|debian-6.12|debian-7.2|DIR
+                         build the kernel under test: Debian's linux-source-X.Y (imported into
                          the cache once) or a kernel git tree (cloned --shared; never touched)
   --base REF             the commit the series applies to (default: the import, or HEAD)
   --series FILE          an mbox or git format-patch file, applied with git am -3 (repeatable)
