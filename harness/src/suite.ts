@@ -121,6 +121,19 @@ function faultSizeChecks(r: HelperReport, ctx: JudgeContext, align: '4k' | '2m')
   ];
 }
 
+// An O_DIRECT read held a mapped page: raised while in flight, back to the mapped value, then idle.
+function odirectPinChecks(r: HelperReport, m: RefcountModel): Check[] {
+  const before = obs(r, 'before')?.refcount;
+  const ioMs = typeof r.extra.io_ms === 'number' ? r.extra.io_ms : undefined;
+  return [
+    ...mappedChecks(r, m, 'before'),
+    cmp('during: refcount raised by the in-flight I/O', (a) => before !== undefined && a > before, `> ${before ?? '?'}`, obs(r, 'during')?.refcount),
+    eq('after: refcount back to the mapped value', expectedRefcount(m, 1), obs(r, 'after')?.refcount),
+    idleCheck(r, m),
+    cmp('the I/O really was slow (pin window observed)', (a) => a >= 1000, '>= 1000 ms', ioMs),
+  ];
+}
+
 function flagCheck(name: string, v: unknown): Check {
   return { name, ok: v === true, expected: 'true', actual: typeof v === 'boolean' ? String(v) : 'not observed' };
 }
@@ -162,17 +175,7 @@ const BASE_TESTS: TestDef[] = [
     argv: (c) => [`${BIN}/dax-odirect-pin`, '--file', `${c.mountpoint}/odirect-pin`, '--dev', SLOW_DEV, '--timeout', '60'],
     timeoutMs: 90_000,
     needsSlowDev: true,
-    judge: (r, m) => {
-      const before = obs(r, 'before')?.refcount;
-      const ioMs = typeof r.extra.io_ms === 'number' ? r.extra.io_ms : undefined;
-      return [
-        ...mappedChecks(r, m, 'before'),
-        cmp('during: refcount raised by the in-flight I/O', (a) => before !== undefined && a > before, `> ${before ?? '?'}`, obs(r, 'during')?.refcount),
-        eq('after: refcount back to the mapped value', expectedRefcount(m, 1), obs(r, 'after')?.refcount),
-        idleCheck(r, m),
-        cmp('the I/O really was slow (pin window observed)', (a) => a >= 1000, '>= 1000 ms', ioMs),
-      ];
-    },
+    judge: (r, m) => odirectPinChecks(r, m),
   },
   {
     name: 'uring-longterm',
@@ -207,6 +210,16 @@ export function parseDumpPage(lines: string[], pfn: number): { refcount: number;
 }
 
 const GUP_TESTS: TestDef[] = [
+  {
+    name: 'odirect-pin-pmd',
+    description:
+      "odirect-pin on a 2 MiB-aligned mapping write-faulted as one PMD: the O_DIRECT read's pages are pinned by GUP's fast path on a PMD leaf (gup_fast_pmd_leaf), which a 4 KiB mapping never reaches. The head page's refcount must rise while the I/O holds it and fall back to the mapped value after, then to idle; the PMD fault must have happened (fs_dax tracepoints).",
+    argv: (c) => [`${BIN}/dax-odirect-pin`, '--file', `${c.mountpoint}/odirect-pin-pmd`, '--dev', SLOW_DEV, '--size', '2m', '--pmd', '--timeout', '60'],
+    timeoutMs: 90_000,
+    needsSlowDev: true,
+    trace: true,
+    judge: (r, m, ctx) => [...odirectPinChecks(r, m), ...faultSizeChecks(r, ctx, '2m')],
+  },
   {
     name: 'gup-crosscheck',
     description:

@@ -5,6 +5,9 @@
  * of the I/O (a plain reference on 6.1, a FOLL_PIN on kernels whose block
  * layer pins); this helper reports the page before, during and after that
  * window and after munmap(), so the harness can check the grab is transient.
+ * With --pmd the buffer is a 2 MiB-aligned mapping write-faulted as one PMD:
+ * the read's pages are then pinned by GUP's fast path on a PMD leaf
+ * (gup_fast_pmd_leaf), a path a 4 KiB mapping never takes.
  */
 #define _GNU_SOURCE
 #include "common.h"
@@ -36,14 +39,34 @@ struct io_job {
 	uint64_t t1;
 };
 
+struct pin_config {
+	const char *dev;
+	bool pmd;
+};
+
 static const char *set_dev(void *cfg, const char *arg)
 {
-	*(const char **)cfg = arg;
+	((struct pin_config *)cfg)->dev = arg;
+	return NULL;
+}
+
+static const char *set_pmd(void *cfg, const char *arg)
+{
+	(void)arg;
+	((struct pin_config *)cfg)->pmd = true;
+	return NULL;
+}
+
+static const char *check_pin(void *cfg, const struct helper_args *args)
+{
+	if (((struct pin_config *)cfg)->pmd && args->size < HELPER_PMD_SIZE)
+		return "--pmd needs --size of at least 2 MiB";
 	return NULL;
 }
 
 static const struct helper_option pin_options[] = {
 	{ "dev", required_argument, true, "--dev BLOCKDEV", set_dev },
+	{ "pmd", no_argument, false, "[--pmd]", set_pmd },
 	{ 0 },
 };
 
@@ -51,7 +74,31 @@ static const struct helper_cli pin_cli = {
 	.name = "dax-odirect-pin",
 	.default_size = HELPER_PAGE_SIZE,
 	.options = pin_options,
+	.check = check_pin,
 };
+
+/* Reports whether the first 2 MiB of the mapping is one aligned, contiguous run of PFNs:
+ * where it is, the filesystem allowed a PMD mapping. */
+static void report_pmd_layout(const struct dax_file *f)
+{
+	uint64_t pfns[HELPER_PMD_SIZE / HELPER_PAGE_SIZE];
+	bool contig = true;
+	size_t i, n = HELPER_PMD_SIZE / HELPER_PAGE_SIZE;
+
+	/* A PTE fallback maps only what was touched: touch it all, and let the PFNs tell. */
+	for (i = 0; i < n; i++)
+		touch_page(f->addr + i * HELPER_PAGE_SIZE, true);
+	pfns_of(f->addr, n, pfns);
+	for (i = 1; i < n; i++) {
+		if (pfns[i] != pfns[0] + i) {
+			contig = false;
+			break;
+		}
+	}
+	report_extra_bool("vaddr_pmd_aligned", ((uintptr_t)f->addr & (HELPER_PMD_SIZE - 1)) == 0);
+	report_extra_bool("pfn_contig", contig);
+	report_extra_bool("huge_aligned", pfns[0] % n == 0);
+}
 
 static void *io_thread(void *arg)
 {
@@ -104,8 +151,9 @@ static int observe_during(struct io_job *job, uint64_t pfn)
 
 int main(int argc, char **argv)
 {
-	const char *dev = NULL;
-	struct helper_args args = helper_start(argc, argv, &pin_cli, &dev);
+	struct pin_config cfg = { 0 };
+	struct helper_args args = helper_start(argc, argv, &pin_cli, &cfg);
+	const char *dev = cfg.dev;
 	struct dax_file f;
 	struct io_job job;
 	pthread_t tid;
@@ -119,8 +167,10 @@ int main(int argc, char **argv)
 		infra_error("open %s with O_DIRECT: open: %s", dev, strerror(errno));
 
 	f = dax_file_create(&args);
-	dax_file_map(&f, DAX_PLACE_ANY);
+	dax_file_map(&f, cfg.pmd ? DAX_PLACE_PMD : DAX_PLACE_ANY);
 	pfn = dax_file_fault_first(&f);
+	if (cfg.pmd)
+		report_pmd_layout(&f);
 	observe("before", pfn);
 
 	memset(&job, 0, sizeof(job));

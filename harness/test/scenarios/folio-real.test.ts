@@ -1,7 +1,8 @@
 // The folio-model judges against a real 6.15+ kernel: every helper report of a whole-suite run
 // on Linux 7.2.13 (Debian sid's linux-source-7.2 7.2.13-1, tinyconfig + dax.config, built by the
 // harness, run 20261203-152454Z-7.2.13-bc7c with the helpers of 2026-12-03: probe scans below
-// idle, pins_done, disable_busy) judged again here. Under the folio model (what the kernel
+// idle, pins_done, disable_busy; odirect-pin-pmd's two from run 20261203-213213Z-7.2.13-1244 of the
+// same build) judged again here. Under the folio model (what the kernel
 // showed: vmf_insert_folio_pmd and friends in kallsyms) each report must pass; under the
 // legacy model the same numbers must fail, or the judges would not depend on the model.
 // Checks that read the fs_dax trace or dmesg (gup_test's dump_page line) are set aside: neither
