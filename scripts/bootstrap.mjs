@@ -37,6 +37,9 @@ if (args.has('--test')) {
     // The nightly lane runs a real Buildbot master and two workers on loopback.
     ['/usr/bin/buildbot', 'buildbot'],
     ['/usr/bin/buildbot-worker', 'buildbot-worker'],
+    // Unit tests run the real xfs_io and dropbearkey, whatever lane ran first.
+    ['/usr/sbin/xfs_io', 'xfsprogs'],
+    ['/usr/bin/dropbearkey', 'dropbear-bin'],
   ].filter(([p]) => !existsSync(p));
   if (need.length > 0) {
     const pkgs = need.map(([, p]) => p);

@@ -6,14 +6,14 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { bootGuest } from './boot.js';
+import { bootGuest } from './target/qemu/boot.js';
 import { resolveConfig } from './config.js';
-import { formatError } from './errors.js';
-import { formatKeyOverlay } from './image.js';
-import { generateRunKeys } from './keys.js';
-import { prepare, runSuite } from './run.js';
-import { buildCommit, prepareSource } from './built-kernel.js';
-import { runCommand } from './proc.js';
+import { formatError } from './core/errors.js';
+import { formatKeyOverlay } from './target/qemu/image.js';
+import { generateRunKeys } from './target/keys.js';
+import { prepare, runSuite } from './run/run.js';
+import { buildCommit, prepareSource } from './kernel/built-kernel.js';
+import { runCommand } from './core/proc.js';
 
 /** Returns the median of a non-empty list. */
 export function median(xs: number[]): number {

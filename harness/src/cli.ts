@@ -1,15 +1,15 @@
 #!/usr/bin/env node
 // The command-line entry: the only place that reads argv and env and calls process.exit.
-import { findDebianLine } from './debian.js';
+import { findDebianLine } from './kernel/debian.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveConfig, USAGE } from './config.js';
-import { EXIT_INFRA, formatError } from './errors.js';
-import { startProgress } from './progress.js';
-import { checkRequirements, formatDoctor, planRequirements } from './prereqs.js';
-import { formatDryRun, runExec, runSuite } from './run.js';
-import { SUITE } from './suite.js';
-import { runBaseline, runMatrix, runMutate } from './campaign.js';
+import { EXIT_INFRA, formatError } from './core/errors.js';
+import { startProgress } from './core/progress.js';
+import { checkRequirements, formatDoctor, planRequirements } from './core/prereqs.js';
+import { formatDryRun, runExec, runSuite } from './run/run.js';
+import { SUITE } from './suite/suite.js';
+import { runBaseline, runMatrix, runMutate } from './campaign/campaign.js';
 import { runReportCommand, loadRuns } from './report/report-command.js';
 import { enqueue, planQueueLayout } from './nightly/queue.js';
 import { runNightly } from './nightly/nightly.js';

@@ -4,13 +4,13 @@ import { parseArgs } from 'node:util';
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
-import { HarnessError } from './errors.js';
-import type { Accel, QemuProfile } from './qemu-plan.js';
-import type { FsType } from './guest-setup.js';
-import { selectTests, type TestDef } from './suite.js';
-import { parseSeries, type Patch } from './series.js';
+import { HarnessError } from './core/errors.js';
+import type { Accel, QemuProfile } from './target/qemu/qemu-plan.js';
+import type { FsType } from './target/guest-setup.js';
+import { selectTests, type TestDef } from './suite/suite.js';
+import { parseSeries, type Patch } from './kernel/series.js';
 import { availableParallelism } from 'node:os';
-import { DEBIAN_LINES, DEFAULT_DEBIAN_LINE, debianLineNames, debianLineOfRelease, findDebianLine } from './debian.js';
+import { DEBIAN_LINES, DEFAULT_DEBIAN_LINE, debianLineNames, debianLineOfRelease, findDebianLine } from './kernel/debian.js';
 
 export type Command = 'run' | 'exec' | 'doctor' | 'list' | 'help' | 'mutate' | 'matrix' | 'report' | 'queue' | 'nightly' | 'index' | 'history' | 'merge';
 

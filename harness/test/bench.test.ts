@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatAppendPatch, median } from '../src/bench.js';
-import { parseSeries } from '../src/series.js';
+import { parseSeries } from '../src/kernel/series.js';
 
 t.test('median of odd and even lists', async (t) => {
   t.equal(median([3, 1, 2]), 2);

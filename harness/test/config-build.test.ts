@@ -7,7 +7,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveConfig, type BuildSpec, type HarnessConfig } from '../src/config.js';
-import { HarnessError } from '../src/errors.js';
+import { HarnessError } from '../src/core/errors.js';
 
 const repoDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const env = { HOME: '/home/tester' };

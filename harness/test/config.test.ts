@@ -2,8 +2,8 @@ import t, { type Test } from 'tap';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadProfile, resolveConfig, USAGE } from '../src/config.js';
-import { HarnessError } from '../src/errors.js';
-import { SUITE } from '../src/suite.js';
+import { HarnessError } from '../src/core/errors.js';
+import { SUITE } from '../src/suite/suite.js';
 
 const repoDir = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
 const env = { HOME: '/home/tester' };

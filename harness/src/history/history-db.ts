@@ -3,8 +3,8 @@
 // "when did this start failing, on which kernels, how flaky" is one query. results/ stays the
 // source of truth: `dax-harness index` rebuilds the database from it at any time.
 import Database from 'better-sqlite3';
-import { failureFingerprint } from '../compare.js';
-import { isRed } from '../run.js';
+import { failureFingerprint } from '../campaign/compare.js';
+import { isRed } from '../run/run.js';
 import { lineKey, type RunRecords } from '../report/run-records.js';
 
 export type HistoryDb = Database.Database;

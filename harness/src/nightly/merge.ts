@@ -4,15 +4,15 @@
 // to where its runs now are. Nothing is overwritten: a name DEST already has is an error.
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { HarnessError } from '../errors.js';
+import { HarnessError } from '../core/errors.js';
 import { indexRun, openHistoryDb } from '../history/history-db.js';
 import { parseRunRecords, readRunDir, type RunRecords } from '../report/run-records.js';
 import { formatJunit } from '../report/junit.js';
-import { ensureResultsRoot, RunStore } from '../results.js';
-import { exitCodeFor, formatRunTap, prepare, runSuite } from '../run.js';
+import { ensureResultsRoot, RunStore } from '../run/results.js';
+import { exitCodeFor, formatRunTap, prepare, runSuite } from '../run/run.js';
 import type { HarnessConfig } from '../config.js';
-import { mergeShardRecords } from '../shard.js';
-import type { RefcountModel } from '../model.js';
+import { mergeShardRecords } from '../campaign/shard.js';
+import type { RefcountModel } from '../kernel/model.js';
 
 export interface MergePlan {
   runs: string[];

@@ -3,12 +3,12 @@
 // under done/<patchset hash>/. Nothing is sent: that is for the one who reads the verdicts.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCommand } from '../proc.js';
-import { runBaselineCampaign, type BaselineResult } from '../campaign.js';
+import { runCommand } from '../core/proc.js';
+import { runBaselineCampaign, type BaselineResult } from '../campaign/campaign.js';
 import type { HarnessConfig } from '../config.js';
-import { formatError, HarnessError } from '../errors.js';
-import { isNewFailure } from '../compare.js';
-import type { TestRecord } from '../run.js';
+import { formatError, HarnessError } from '../core/errors.js';
+import { isNewFailure } from '../campaign/compare.js';
+import type { TestRecord } from '../run/run.js';
 import { claimNext, ensureQueue, fileDone, planQueueLayout, readQueueConfig, requeueAbandoned, type Claimed, type QueueConfig, type QueueLine } from './queue.js';
 import { formatReplyEml, overallOf, planPatchworkChecks, type LineVerdict, type NewFailure, type SeriesVerdict } from './reply.js';
 

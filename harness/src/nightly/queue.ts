@@ -5,9 +5,9 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
-import { alive } from '../built-kernel.js';
-import { HarnessError } from '../errors.js';
-import { headerOf, parseSeries, patchsetHash, type Patch } from '../series.js';
+import { alive } from '../kernel/built-kernel.js';
+import { HarnessError } from '../core/errors.js';
+import { headerOf, parseSeries, patchsetHash, type Patch } from '../kernel/series.js';
 
 export interface QueueLayout {
   root: string;

@@ -12,7 +12,7 @@ import { runAllureReport } from './allure.js';
 import { formatJunit } from './junit.js';
 import { planKcidb } from './kcidb.js';
 import { readRunDir } from './run-records.js';
-import type { TestRecord } from '../run.js';
+import type { TestRecord } from '../run/run.js';
 
 /** Returns a seeded pseudo-random source in [0, 1) (mulberry32): the same nights every time. */
 export function seededRandom(seed: number): () => number {

@@ -1,8 +1,8 @@
 // JUnit XML of runs (pure), in the shape Jenkins' junit step and GitLab's test reports read:
 // one <testsuite> per run and filesystem, one <testcase> per test record, with the same counts
 // as the run's TAP (a known failure is skipped here as it is TODO there, never a pass).
-import { describeFinding } from '../dmesg.js';
-import type { TestRecord } from '../run.js';
+import { describeFinding } from '../suite/dmesg.js';
+import type { TestRecord } from '../run/run.js';
 import type { RunRecords } from './run-records.js';
 
 // XML 1.0 allows only these characters (https://www.w3.org/TR/xml/#charsets): dmesg and helper

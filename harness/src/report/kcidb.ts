@@ -2,8 +2,8 @@
 // database ingests (`kcidb-submit`). The schema is kcidb-io's v05_03; a copy the tests validate
 // against is in test/fixtures/kcidb/.
 import { createHash } from 'node:crypto';
-import { HarnessError } from '../errors.js';
-import { KERNEL_LOG_POINT, type Outcome, type TestRecord } from '../run.js';
+import { HarnessError } from '../core/errors.js';
+import { KERNEL_LOG_POINT, type Outcome, type TestRecord } from '../run/run.js';
 import { formatFailureDetail, formatKnownEntry } from './junit.js';
 import { byStartTime, type RunRecords } from './run-records.js';
 

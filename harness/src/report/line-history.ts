@@ -1,7 +1,7 @@
 // What changed night after night (pure): each point of each run against the previous run of the
 // same kernel line on the same target, and which points are flaky.
-import { classifyChange, failureFingerprint, type Change } from '../compare.js';
-import { isRed, type TestRecord } from '../run.js';
+import { classifyChange, failureFingerprint, type Change } from '../campaign/compare.js';
+import { isRed, type TestRecord } from '../run/run.js';
 import { baseLineKey, byStartTime, lineKey, type RunRecords } from './run-records.js';
 
 export interface PointHistory {

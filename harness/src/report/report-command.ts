@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ReportConfig } from '../config.js';
-import { HarnessError } from '../errors.js';
+import { HarnessError } from '../core/errors.js';
 import { runAllureReport } from './allure.js';
 import { formatJunit } from './junit.js';
 import { planKcidb } from './kcidb.js';

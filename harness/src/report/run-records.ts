@@ -3,10 +3,10 @@
 // The dashboard (Allure), JUnit and KCIDB are all built from these, never from TAP text.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { HarnessError } from '../errors.js';
-import { customLineOf, debianLineOf, type KernelSource } from '../kernel.js';
-import { treeLine } from '../built-kernel.js';
-import { errorRecord, type InfraEvent, type Outcome, type TestRecord } from '../run.js';
+import { HarnessError } from '../core/errors.js';
+import { customLineOf, debianLineOf, type KernelSource } from '../kernel/kernel.js';
+import { treeLine } from '../kernel/built-kernel.js';
+import { errorRecord, type InfraEvent, type Outcome, type TestRecord } from '../run/run.js';
 
 /** run.json as the exports read it (older runs lack the later fields). */
 export interface RunJson {

@@ -5,9 +5,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { lineVerdictOf, planLineArgv, sendReply } from '../../src/nightly/nightly.js';
-import type { BaselineResult } from '../../src/campaign.js';
+import type { BaselineResult } from '../../src/campaign/campaign.js';
 import type { Claimed } from '../../src/nightly/queue.js';
-import type { RunSummary, TestRecord } from '../../src/run.js';
+import type { RunSummary, TestRecord } from '../../src/run/run.js';
 
 const claimed = (base: string | null): Claimed => ({ path: '/q/cur/v1.mbx', series: { name: 'v1.mbx', patches: [], id: 'x', base, thread: { subject: 's', messageId: null, from: 'f' } } });
 

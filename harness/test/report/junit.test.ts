@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { formatJunit, formatKnownEntry } from '../../src/report/junit.js';
 import { parseRunRecords, type RunJson, type RunRecords } from '../../src/report/run-records.js';
-import type { TestRecord } from '../../src/run.js';
+import type { TestRecord } from '../../src/run/run.js';
 
 const REAL = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'runs-real', '6.1.0-57');
 const real = (): RunRecords => parseRunRecords(REAL, readFileSync(join(REAL, 'run.json'), 'utf8'), readFileSync(join(REAL, 'tests.jsonl'), 'utf8'));

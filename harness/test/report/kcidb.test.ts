@@ -9,8 +9,8 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import ajvFormats from 'ajv-formats';
 import { KCIDB_LOG_MAX, planKcidb, type KcidbData, type KcidbTest } from '../../src/report/kcidb.js';
 import { parseRunRecords, type RunJson, type RunRecords } from '../../src/report/run-records.js';
-import type { KernelSource } from '../../src/kernel.js';
-import type { TestRecord } from '../../src/run.js';
+import type { KernelSource } from '../../src/kernel/kernel.js';
+import type { TestRecord } from '../../src/run/run.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
 const REAL = join(FIXTURES, 'runs-real', '6.1.0-57');

@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { planLineHistory } from '../../src/report/line-history.js';
 import { parseRunRecords, readRunDir, type RunRecords } from '../../src/report/run-records.js';
-import type { Outcome } from '../../src/run.js';
+import type { Outcome } from '../../src/run/run.js';
 
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'report-runs');
 
