@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 // The command-line entry: the only place that reads argv and env and calls process.exit.
+import { formatLabDryRun, runLabCommand } from './target/lab/lab-command.js';
+import { findMachine, readInventory } from './target/lab/inventory.js';
 import { findDebianLine } from './kernel/debian.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,6 +50,11 @@ async function main(): Promise<number> {
         log,
       );
     case 'run': {
+      if (cfg.dryRun && cfg.target.kind === 'lab') {
+        const m = findMachine(readInventory(cfg.inventoryPath), cfg.target.name);
+        process.stdout.write(`${await formatLabDryRun(m, cfg.filesystems, cfg.tests, '<run id>', cfg.keep)}\n`);
+        return 0;
+      }
       if (cfg.dryRun) {
         process.stdout.write(`${formatDryRun(cfg)}\n`);
         return 0;
@@ -105,6 +112,8 @@ async function main(): Promise<number> {
       db.close();
       return 0;
     }
+    case 'lab':
+      return await runLabCommand(cfg.lab, cfg.inventoryPath, (line) => process.stdout.write(`${line}\n`), process.stdin.isTTY === true);
     case 'report':
       for (const line of await runReportCommand(cfg.report, cfg.resultsDir, log)) process.stdout.write(`${line}\n`);
       return 0;

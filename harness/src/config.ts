@@ -12,7 +12,21 @@ import { parseSeries, type Patch } from './kernel/series.js';
 import { availableParallelism } from 'node:os';
 import { DEBIAN_LINES, DEFAULT_DEBIAN_LINE, debianLineNames, debianLineOfRelease, findDebianLine } from './kernel/debian.js';
 
-export type Command = 'run' | 'exec' | 'doctor' | 'list' | 'help' | 'mutate' | 'matrix' | 'report' | 'queue' | 'nightly' | 'index' | 'history' | 'merge';
+export type Command = 'run' | 'exec' | 'doctor' | 'list' | 'help' | 'mutate' | 'matrix' | 'report' | 'queue' | 'nightly' | 'index' | 'history' | 'merge' | 'lab';
+
+/** Where the suite runs: a QEMU guest the harness boots, or a lab machine of the inventory. */
+export type TargetSpec = { kind: 'qemu' } | { kind: 'lab'; name: string };
+
+/** For the lab command: what to do to which machine. */
+export interface LabConfig {
+  action: 'add' | 'trust' | 'check' | 'release' | 'list';
+  name: string | null;
+  host: string | null;
+  port: number | null;
+  user: string | null;
+  identity: string | null;
+  fingerprint: string | null;
+}
 
 /** A kernel the harness builds: a tree, a base, a series, a config. */
 export interface BuildSpec {
@@ -70,6 +84,12 @@ export interface HarnessConfig {
   report: ReportConfig;
   /** For queue, nightly, index and history. */
   nightly: NightlyConfig;
+  target: TargetSpec;
+  /** The lab inventory (--inventory, $DAX_HARNESS_INVENTORY, or ~/.config/dax-harness/lab.json). */
+  inventoryPath: string;
+  /** Leave the harness's files on a lab machine at the end of the run. */
+  keep: boolean;
+  lab: LabConfig;
 }
 
 export interface NightlyConfig {
@@ -264,6 +284,14 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
         'send-with': { type: 'string' },
         max: { type: 'string' },
         db: { type: 'string' },
+        target: { type: 'string' },
+        inventory: { type: 'string' },
+        keep: { type: 'boolean', default: false },
+        host: { type: 'string' },
+        port: { type: 'string' },
+        user: { type: 'string' },
+        identity: { type: 'string' },
+        fingerprint: { type: 'string' },
       },
     });
   } catch (err) {
@@ -271,9 +299,11 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
   }
   const { values: o, positionals } = parsed;
   const cmd = o.help ? 'help' : (positionals[0] ?? 'run');
-  if (!['run', 'exec', 'doctor', 'list', 'help', 'mutate', 'matrix', 'report', 'queue', 'nightly', 'index', 'history', 'merge'].includes(cmd)) {
-    throw new HarnessError('config', `unknown command "${cmd}"`, { hint: 'commands are run, exec, doctor, list, mutate, matrix, report, queue, nightly, index, history, merge, help' });
+  if (!['run', 'exec', 'doctor', 'list', 'help', 'mutate', 'matrix', 'report', 'queue', 'nightly', 'index', 'history', 'merge', 'lab'].includes(cmd)) {
+    throw new HarnessError('config', `unknown command "${cmd}"`, { hint: 'commands are run, exec, doctor, list, mutate, matrix, report, queue, nightly, index, history, merge, lab, help' });
   }
+  const lab = resolveLab(cmd, positionals, o);
+  const target = resolveTarget(cmd, o);
   if (cmd === 'merge' && (positionals.length < 2 || o.results === undefined)) {
     throw new HarnessError('config', 'merge needs --results DEST and at least one source directory', { hint: 'e.g. dax-harness merge --results /srv/dax-results /srv/dax-results/incoming' });
   }
@@ -306,7 +336,7 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
   if (cmd === 'exec' && execArgv.length === 0) {
     throw new HarnessError('config', 'exec needs a command', { hint: 'e.g. dax-harness exec -- /opt/dax/bin/dax-fault --file /mnt/xfs/f --size 2m --align 2m' });
   }
-  if (!['exec', 'report', 'queue', 'history', 'merge'].includes(cmd) && positionals.length > 1) throw new HarnessError('config', `unexpected argument "${positionals[1]}"`, { hint: 'see `dax-harness help`' });
+  if (!['exec', 'report', 'queue', 'history', 'merge', 'lab'].includes(cmd) && positionals.length > 1) throw new HarnessError('config', `unexpected argument "${positionals[1]}"`, { hint: 'see `dax-harness help`' });
   if (o.accel !== 'tcg' && o.accel !== 'kvm') throw new HarnessError('config', `--accel ${o.accel}: must be tcg or kvm`, { hint: 'use --accel tcg, or --accel kvm where /dev/kvm exists' });
   if (o.accel === 'kvm' && !existsSync('/dev/kvm')) throw new HarnessError('config', '--accel kvm: /dev/kvm does not exist', { hint: 'use --accel tcg' });
   const fss = list(o.fs);
@@ -374,6 +404,10 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
       kcidb: o.kcidb === undefined ? null : resolve(cwd, o.kcidb),
       origin: o.origin ?? 'daxharness',
     }),
+    target,
+    inventoryPath: resolve(cwd, o.inventory ?? env.DAX_HARNESS_INVENTORY ?? join(env.XDG_CONFIG_HOME && isAbsolute(env.XDG_CONFIG_HOME) ? env.XDG_CONFIG_HOME : join(home, '.config'), 'dax-harness', 'lab.json')),
+    keep: o.keep ?? false,
+    lab,
     nightly: Object.freeze({
       queueDir: resolve(cwd, o.queue ?? 'queue'),
       files: cmd === 'queue' ? positionals.slice(2).map((f) => resolve(cwd, f)) : cmd === 'merge' ? positionals.slice(1).map((f) => resolve(cwd, f)) : [],
@@ -393,6 +427,71 @@ export function resolveConfig(argv: string[], env: Record<string, string | undef
       ],
     }),
   });
+}
+
+interface LabOptions {
+  host?: string;
+  port?: string;
+  user?: string;
+  identity?: string;
+  fingerprint?: string;
+  target?: string;
+  keep?: boolean;
+  tree?: string;
+  kernel?: string;
+  series?: string[];
+  baseline?: boolean;
+  bisect?: boolean;
+  guests?: string;
+  'distro-release'?: string;
+}
+
+const LAB_ACTIONS = ['add', 'trust', 'check', 'release', 'list'] as const;
+
+// dax-harness lab add|trust|check|release|list [NAME] [--host H --port P --user U --identity F --fingerprint SHA256:...]
+function resolveLab(cmd: string, positionals: string[], o: LabOptions): LabConfig {
+  const own = (['host', 'port', 'user', 'identity', 'fingerprint'] as const).filter((k) => o[k] !== undefined);
+  const none: LabConfig = { action: 'list', name: null, host: null, port: null, user: null, identity: null, fingerprint: null };
+  if (cmd !== 'lab') {
+    if (own.length > 0) throw new HarnessError('config', `--${own[0]} belongs to the lab command`, { hint: 'dax-harness lab add NAME --host H --user U' });
+    return none;
+  }
+  const action = positionals[1] ?? 'list';
+  if (!(LAB_ACTIONS as readonly string[]).includes(action)) throw new HarnessError('config', `lab ${action}: not a lab action`, { hint: `the actions are ${LAB_ACTIONS.join(', ')}` });
+  const name = positionals[2] ?? null;
+  if (action !== 'list' && !name) throw new HarnessError('config', `lab ${action} needs a machine name`, { hint: `e.g. dax-harness lab ${action} pmem1` });
+  if (positionals.length > 3) throw new HarnessError('config', `unexpected argument "${positionals[3]}"`, { hint: 'see `dax-harness help`' });
+  if (action === 'add' && (!o.host || !o.user)) throw new HarnessError('config', 'lab add needs --host and --user', { hint: 'e.g. dax-harness lab add pmem1 --host pmem1.lab --user ci --identity ~/.ssh/id_ed25519' });
+  const allowed: Record<string, string[]> = { add: ['host', 'port', 'user', 'identity'], trust: ['fingerprint'], check: [], release: [], list: [] };
+  const stray = own.filter((k) => !allowed[action]!.includes(k));
+  if (stray.length > 0) throw new HarnessError('config', `--${stray[0]} does not go with lab ${action}`, { hint: 'see `dax-harness help`' });
+  const port = o.port === undefined ? null : Number(o.port);
+  if (port !== null && (!Number.isInteger(port) || port < 1 || port > 65535)) throw new HarnessError('config', `--port ${o.port}: not a TCP port`, { hint: 'e.g. --port 22' });
+  if (o.fingerprint !== undefined && !/^SHA256:[A-Za-z0-9+/]{43}$/.test(o.fingerprint)) {
+    throw new HarnessError('config', `--fingerprint ${o.fingerprint}: not a SHA256 fingerprint`, { hint: 'as `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` prints it on the machine: SHA256: and 43 characters' });
+  }
+  if (o.identity !== undefined && !existsSync(o.identity)) throw new HarnessError('config', `--identity ${o.identity}: no such file`, { hint: 'pass the private key the harness logs in with, or leave it out to use the ssh-agent' });
+  return { action: action as LabConfig['action'], name, host: o.host ?? null, port, user: o.user ?? null, identity: o.identity ? resolve(o.identity) : null, fingerprint: o.fingerprint ?? null };
+}
+
+// --target qemu (the default) or lab:NAME. On a lab machine the suite runs on the kernel it
+// runs; installing and booting a kernel under test there is not built yet, and says so.
+function resolveTarget(cmd: string, o: LabOptions): TargetSpec {
+  if (o.target === undefined || o.target === 'qemu') {
+    if (o.keep) throw new HarnessError('config', '--keep goes with --target lab:NAME', { hint: 'a QEMU guest leaves nothing behind to keep' });
+    return { kind: 'qemu' };
+  }
+  const m = /^lab:([a-z0-9][a-z0-9._-]*)$/.exec(o.target);
+  if (!m?.[1]) throw new HarnessError('config', `--target ${o.target}: must be qemu or lab:NAME`, { hint: 'e.g. --target lab:pmem1 (dax-harness lab list names the machines)' });
+  if (cmd !== 'run') throw new HarnessError('config', `--target ${o.target} goes with run (not ${cmd}) for now`, { hint: `dax-harness run --target ${o.target}` });
+  const kernelOpt = o.tree !== undefined ? '--tree' : o.kernel !== undefined ? '--kernel' : o['distro-release'] !== undefined ? '--distro-release' : (o.series?.length ?? 0) > 0 ? '--series' : o.baseline || o.bisect ? '--baseline/--bisect' : null;
+  if (kernelOpt) {
+    throw new HarnessError('config', `${kernelOpt} with --target ${o.target}: installing and booting a kernel under test on a lab machine is not built yet; a lab run tests the kernel the machine runs`, {
+      hint: `dax-harness run --target ${o.target} (its running kernel), or run the kernel under test in QEMU without --target`,
+    });
+  }
+  if (o.guests !== undefined) throw new HarnessError('config', `--guests with --target ${o.target}: a lab machine is one target`, { hint: 'leave --guests out' });
+  return { kind: 'lab', name: m[1] };
 }
 
 interface BuildOptions {

@@ -5,6 +5,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildCommit, prepareSource, type SourceSession } from '../kernel/built-kernel.js';
+import { ensureRequirements, planRequirements } from '../core/prereqs.js';
 import { compareRuns, exitCodeForComparison, formatComparison, formatTable, isNewFailure, type Comparison } from './compare.js';
 import type { BuildSpec, HarnessConfig } from '../config.js';
 import { EXIT_INFRA, EXIT_KERNEL_FAILURE, EXIT_PASS, formatError, HarnessError } from '../core/errors.js';
@@ -120,6 +121,8 @@ export async function runBaseline(cfg: HarnessConfig, out: Out, log: Log): Promi
 /** Runs --baseline (and --bisect) and returns everything it found. */
 export async function runBaselineCampaign(cfg: HarnessConfig, out: Out, log: Log): Promise<BaselineResult> {
   const spec = buildSpecOf(cfg);
+  // The build tools (flex, bison, ...) first: the kernel's own make needs them from tinyconfig on.
+  await ensureRequirements(planRequirements({ kernelBuild: true }), cfg.allowInstall, log);
   // Applying the series comes first: a series that does not apply leaves no campaign behind.
   const src = await prepareSource(spec, cfg.cacheDir, log);
   const store = RunStore.create(cfg.resultsDir, 'baseline');
@@ -298,6 +301,8 @@ export async function runMutate(cfg: HarnessConfig, out: Out, log: Log): Promise
     for (const l of lines) out(l);
   });
   tap.start([`dax-harness mutate: ${mutants.length} mutant(s) from ${cfg.mutantsDir}`]);
+  // On a fresh machine mutate may be the first build: its tools come first (a run installs them too).
+  await ensureRequirements(planRequirements({ kernelBuild: true }), cfg.allowInstall, log);
   const clean = await prepareSource(spec, cfg.cacheDir, log);
   const cleanRun = await buildAndRun(cfg, clean, clean.applied.head, 'clean', tap.subtest('clean kernel'), log);
   const cleanOk = cleanRun.summary?.exitCode === EXIT_PASS;

@@ -4,26 +4,29 @@ import { existsSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { buildHelpers, buildProbe } from '../suite/artifacts.js';
-import { checkSshPortFree, type Guest } from '../target/qemu/boot.js';
+import { checkSshPortFree } from '../target/qemu/boot.js';
+import type { LiveTarget, TargetHost, TargetSession } from '../target/target.js';
 import type { HarnessConfig } from '../config.js';
 import { describeFinding, failureTaintDelta, parseDmesg, scanDmesg, sliceBetweenMarkers, type DmesgFinding } from '../suite/dmesg.js';
 import { describeStretch, scanOutsideWindows, type OutsideFinding, type OutsideTaint } from '../suite/boot-log.js';
 import { parseKconfig, type KconfigValues } from '../kernel/kconfig.js';
-import { SLOW_DEV } from '../suite/checks.js';
 import { EXIT_INFRA, EXIT_KERNEL_FAILURE, EXIT_PASS, HarnessError } from '../core/errors.js';
 import { planFsSetup, type MountedFs } from '../target/guest-setup.js';
 import { buildImage } from '../target/qemu/image.js';
-import { ensureSlowDev, GuestSession, type LiveGuest } from '../target/qemu/session.js';
+import { ensureSlowDev, GuestSession, GUEST_PATHS } from '../target/qemu/session.js';
 import { prepareSource, buildCommit } from '../kernel/built-kernel.js';
 import { planKconfig, planMake } from '../kernel/kbuild.js';
 import { fetchDistroKernel, resolveDistroRelease, userKernel, type KernelSpec } from '../kernel/kernel.js';
-import { findDebianLine } from '../kernel/debian.js';
+import { debianLineNames, debianLineOfRelease, findDebianLine } from '../kernel/debian.js';
+import { findMachine, planHealthAfterRun, readInventory, updateMachine } from '../target/lab/inventory.js';
+import { LabSession, parseIdentity, planIdentity, planLabSsh } from '../target/lab/lab-session.js';
+import { SshTarget } from '../target/ssh-target.js';
 import type { RefcountModel } from '../kernel/model.js';
 import { planRequirements, ensureRequirements } from '../core/prereqs.js';
 import { planQemu } from '../target/qemu/qemu-plan.js';
 import { shellQuote } from '../core/proc.js';
 import { ensureResultsRoot, RunStore } from './results.js';
-import type { GuestResult, SshTarget } from '../target/ssh-target.js';
+import type { GuestResult } from '../target/ssh-target.js';
 import { parseHelperReport, type Check, type HelperReport, type TestDef } from '../suite/suite.js';
 import { TapWriter, type YamlValue } from './tap.js';
 import { parseDaxTrace, planTraceStart, planTraceStop } from '../suite/trace.js';
@@ -92,6 +95,8 @@ export interface InfraEvent {
 
 export interface Prepared {
   kernel: KernelSpec;
+  helpersDir: string;
+  probeKo: string;
   imagePath: string;
   imageHash: string;
   imageReused: boolean;
@@ -140,10 +145,12 @@ export async function prepare(cfg: HarnessConfig, log: (s: string) => void, give
   const kernel = givenKernel ?? (await kernelFor(cfg, log));
   const helpersDir = await buildHelpers(cfg.repoDir, cfg.cacheDir);
   const probeKo = await buildProbe(cfg.repoDir, cfg.cacheDir, kernel);
+  // A lab machine boots its own system: no guest image.
+  if (cfg.target.kind === 'lab') return { kernel, helpersDir, probeKo, imagePath: '', imageHash: '', imageReused: true, kernelArgs: [], prepareMs: Math.round(performance.now() - t0) };
   const initScript = readFileSync(join(cfg.repoDir, 'qemu', 'init.sh'), 'utf8');
   const img = await buildImage({ kernel, initScript, helpersDir, probeKo }, cfg.cacheDir);
   log(`guest image ${img.reused ? 'reused' : 'built'}: ${img.path} (${(img.bytes / 1e6).toFixed(1)} MB)`);
-  return { kernel, imagePath: img.path, imageHash: img.hash, imageReused: img.reused, kernelArgs: img.kernelArgs, prepareMs: Math.round(performance.now() - t0) };
+  return { kernel, helpersDir, probeKo, imagePath: img.path, imageHash: img.hash, imageReused: img.reused, kernelArgs: img.kernelArgs, prepareMs: Math.round(performance.now() - t0) };
 }
 
 /** Returns the plans a --dry-run prints: the QEMU command line and the guest setup. */
@@ -166,7 +173,7 @@ export function formatDryRun(cfg: HarnessConfig): string {
     lines.push(shellQuote(p.mkfs(dev).argv), shellQuote(p.mount(dev).argv));
   }
   lines.push('', '# tests');
-  for (const fs of cfg.filesystems) for (const t of cfg.tests) lines.push(`${shellQuote(t.argv({ mountpoint: `/mnt/${fs}`, fs }))}   # ${fs}/${t.name}, ${t.timeoutMs / 1000} s`);
+  for (const fs of cfg.filesystems) for (const t of cfg.tests) lines.push(`${shellQuote(t.argv({ mountpoint: `/mnt/${fs}`, fs, ...GUEST_PATHS }))}   # ${fs}/${t.name}, ${t.timeoutMs / 1000} s`);
   return lines.join('\n');
 }
 
@@ -218,15 +225,16 @@ function unjudgeable(res: GuestResult, report: HelperReport | null): string | nu
 }
 
 /** Runs one test on one filesystem; only a lost connection escapes as an exception. */
-export async function runOneTest(guest: Guest, t: TestDef, m: MountedFs, model: RefcountModel, testTimeoutMs: number | null, features: KernelFeatures): Promise<TestRecord> {
+export async function runOneTest(live: LiveTarget, t: TestDef, m: MountedFs, testTimeoutMs: number | null, features: KernelFeatures): Promise<TestRecord> {
   const id = `${m.fs}-${t.name}`;
   const started = performance.now();
-  const ssh = guest.ssh;
+  const ssh = live.target.ssh;
+  const model = live.model;
   const traceOn = t.trace ? `${planTraceStart()}; ` : '';
   const pre = await guestText(ssh, ['sh', '-c', `${traceOn}echo "dax-harness: BEGIN $1" > /dev/kmsg; cat /proc/sys/kernel/tainted`, 'begin', id]);
   const taintBefore = Number.parseInt(pre.trim(), 10);
   const timeoutMs = testTimeoutMs ?? t.timeoutMs;
-  const res = await ssh.exec({ argv: t.argv({ mountpoint: m.mountpoint, fs: m.fs }), timeoutMs });
+  const res = await ssh.exec({ argv: t.argv({ mountpoint: m.mountpoint, fs: m.fs, ...live.paths }), timeoutMs });
   const durationMs = Math.round(performance.now() - started);
   let stacks: string[] = [];
   if (res.timedOut) {
@@ -363,7 +371,11 @@ function makeWorkDir(): string {
   return dir;
 }
 
-function newSession(cfg: HarnessConfig, prepared: Prepared, workDir: string, consolePath: string, log: (s: string) => void): GuestSession {
+// The target of a run: a lab machine of the inventory, or a QEMU guest.
+function newSession(cfg: HarnessConfig, prepared: Prepared, workDir: string, consolePath: string, log: (s: string) => void, runId = ''): TargetSession {
+  if (cfg.target.kind === 'lab') {
+    return new LabSession({ machine: findMachine(readInventory(cfg.inventoryPath), cfg.target.name), runId, filesystems: cfg.filesystems, helpersDir: prepared.helpersDir, probeKo: prepared.probeKo, consolePath, keep: cfg.keep, log });
+  }
   return new GuestSession({
     profile: cfg.profile,
     accel: cfg.accel,
@@ -462,7 +474,10 @@ export async function runSuite(
   ensureResultsRoot(cfg.resultsDir);
   if (cfg.sshPort !== null) await checkSshPortFree(cfg.sshPort);
   const knownFailures = loadKnownFailures(cfg.knownFailuresPath);
-  const prepared = await prepare(cfg, log, givenKernel);
+  // On a lab machine the kernel under test is the one it runs: its Debian package gives the
+  // probe's headers and the config that proves skips.
+  const labKernel = cfg.target.kind === 'lab' && !givenKernel ? await kernelOfLab(cfg, log) : undefined;
+  const prepared = await prepare(cfg, log, givenKernel ?? labKernel);
   const features = readKernelFeatures(prepared.kernel);
   const store = RunStore.create(cfg.resultsDir, prepared.kernel.release);
   log(`run directory: ${store.dir}`);
@@ -484,8 +499,8 @@ export async function runSuite(
       config: features.config ? features.source : null,
       source: prepared.kernel.source ?? null,
     },
-    // Where the suite ran: a QEMU guest today; a lab machine will be `lab:NAME`.
-    target: 'qemu',
+    // Where the suite ran: `qemu`, or `lab:NAME`.
+    target: cfg.target.kind === 'lab' ? `lab:${cfg.target.name}` : 'qemu',
     shard: cfg.shard,
     profile: cfg.profile,
     accel: cfg.accel,
@@ -495,7 +510,7 @@ export async function runSuite(
     prepareMs: prepared.prepareMs,
     infra,
   };
-  const session = newSession(cfg, prepared, workDir, store.path('console.log'), log);
+  const session = newSession(cfg, prepared, workDir, store.path('console.log'), log, String(runJson.runId));
   const writeRunJson = (): void => {
     runJson.boots = session.boots;
     const first = session.boots[0];
@@ -550,26 +565,30 @@ export async function runSuite(
   };
   // Reads a guest's whole log (dmesg while it answers, else its console) before it goes, keeps
   // it in the run directory and judges what lies outside the test windows.
-  const retire = async (keepAs?: string): Promise<void> => {
+  const retire = async (keepAs?: string, final = false): Promise<void> => {
     const l = session.current;
     if (l && !interrupted) {
       let text: string | null = null;
-      if (!l.guest.exited() && !l.guest.ssh.closed) {
-        const d = await l.guest.ssh.exec({ argv: ['dmesg'], timeoutMs: 30_000 }).catch(() => null);
+      if (!l.target.exited() && !l.target.ssh.closed) {
+        const d = await l.target.ssh.exec({ argv: ['dmesg'], timeoutMs: 30_000 }).catch(() => null);
         if (d && !d.timedOut && d.exitCode === 0) text = d.stdout;
       }
       if (text !== null) store.writeFile(keepAs ?? `dmesg-boot${l.boot}.txt`, text);
-      else text = l.guest.console.sinceMark(0);
+      else text = l.target.console.sinceMark(0);
       outside.push(...scanOutsideWindows(l.boot, parseDmesg(text)));
       noteSetupTaint(l.boot, l.taintAtSetup);
       scannedBoots += 1;
     }
-    await session.discard();
+    // The last boot is not replaced: the session ends (a lab machine is restored).
+    await (final ? session.close() : session.discard());
   };
   let bootFailures = 0;
   let fatal: unknown = null;
   let lost: string | null = null;
+  let thrown: unknown = null;
   try {
+    // A lab machine is taken (lease, pmem check, install) before TAP starts: a refusal is one error.
+    await session.open();
     tap.start(cfg.filesystems.length + 1, [
       `dax-harness run ${runJson.runId}`,
       `kernel ${prepared.kernel.release} (${prepared.kernel.origin}${prepared.kernel.packageVersion ? ` ${prepared.kernel.packageVersion}` : ''}), profile ${cfg.profile.name}, accel ${cfg.accel}`,
@@ -600,7 +619,7 @@ export async function runSuite(
             rec = { ...errorRecord(fs, t.name, `the kernel lacks ${missing.join(', ')} (not set in ${features.source})`), outcome: 'skip' };
             break;
           }
-          let live: LiveGuest;
+          let live: LiveTarget;
           try {
             live = await session.ensure();
             bootFailures = 0;
@@ -630,19 +649,19 @@ export async function runSuite(
           }
           const m = live.mounts.get(fs)!;
           log(`${fs}/${t.name} ...${attempt > 1 ? ` (attempt ${attempt})` : ''}`);
-          const mark = live.guest.console.mark();
+          const mark = live.target.console.mark();
           const started = performance.now();
           let r: TestRecord;
           try {
-            if (t.needsSlowDev) await ensureSlowDev(live, SLOW_DEV);
-            r = await runOneTest(live.guest, t, m, live.model, cfg.testTimeoutMs, features);
+            if (t.needsSlowDev) await ensureSlowDev(live, live.paths.slowDev);
+            r = await runOneTest(live, t, m, cfg.testTimeoutMs, features);
           } catch (err) {
-            if (err instanceof HarnessError && err.kind === 'guest' && !live.guest.ssh.closed && !live.guest.exited()) {
+            if (err instanceof HarnessError && err.kind === 'guest' && !live.target.ssh.closed && !live.target.exited()) {
               // The guest answers but lacks what the test needs (the slow device): set-up trouble.
               r = errorRecord(fs, t.name, `infrastructure: ${err.message}`);
               if (err.detail) r.dmesgExcerpt = err.detail.split('\n');
             } else {
-              r = await classifyLostGuest(live.guest, fs, t.name, mark, started, err);
+              r = await classifyLostGuest(live.target, fs, t.name, mark, started, err);
             }
             if (interrupted) r = { ...r, outcome: 'skip', reason: `not run: interrupted by ${interrupted}` };
           }
@@ -653,7 +672,7 @@ export async function runSuite(
           }
           if (r.outcome === 'timeout') {
             // A task stuck in D state (or a guest too wedged to say) poisons later tests.
-            const stuck = await hasStuckTask(live.guest.ssh).catch(() => true);
+            const stuck = await hasStuckTask(live.target.ssh).catch(() => true);
             if (stuck) {
               r.reason += '; a task was left in D state: the guest is restarted';
               await retire();
@@ -695,17 +714,21 @@ export async function runSuite(
       }
       tap.endSubtest();
     }
-    await retire('dmesg.txt');
+    await retire('dmesg.txt', true);
     const logRec = interrupted
       ? { ...errorRecord('all', KERNEL_LOG_POINT, `not run: interrupted by ${interrupted}`), outcome: 'skip' as const }
       : kernelLogRecord(outside, outsideTaint, scannedBoots);
     records.push(logRec);
     store.record(logRec);
     tap.point(tapPoint(logRec, null));
+  } catch (err) {
+    thrown = err;
+    throw err;
   } finally {
     process.removeListener('SIGINT', sigint);
     process.removeListener('SIGTERM', sigterm);
-    await session.discard();
+    await session.close();
+    Object.assign(runJson, session.record());
     rmSync(workDir, { recursive: true, force: true });
     const counts: Record<string, number> = {};
     for (const r of records) counts[r.outcome] = (counts[r.outcome] ?? 0) + 1;
@@ -724,6 +747,7 @@ export async function runSuite(
       fatal ??= err;
     }
     store.close();
+    if (cfg.target.kind === 'lab') noteLabHealth(cfg.inventoryPath, cfg.target.name, thrown, Number(runJson.exitCode), warn);
   }
   // The first boot failing means nothing was tested: the caller reports that error itself.
   if (fatal) throw fatal;
@@ -759,14 +783,14 @@ export function errorRecord(fs: string, test: string, reason: string): TestRecor
 }
 
 // A connection lost mid-test is the kernel's fault only if the console shows it dying.
-async function classifyLostGuest(guest: Guest, fs: string, test: string, mark: number, started: number, err: unknown): Promise<TestRecord> {
+async function classifyLostGuest(guest: TargetHost, fs: string, test: string, mark: number, started: number, err: unknown): Promise<TestRecord> {
   // Let QEMU finish printing the panic and exit.
   await new Promise((r) => setTimeout(r, 1000));
   const consoleText = guest.console.sinceMark(mark);
   const findings = scanDmesg(parseDmesg(consoleText));
   const died = findings.some((f) => ['panic', 'oops', 'bug', 'general-protection'].includes(f.kind));
   const msg = err instanceof Error ? err.message : String(err);
-  const rec = errorRecord(fs, test, died ? `the kernel crashed: ${findings[0]?.line.text ?? ''}` : `infrastructure: the guest was lost (QEMU ${guest.exited() ?? 'still running'}): ${msg}`);
+  const rec = errorRecord(fs, test, died ? `the kernel crashed: ${findings[0]?.line.text ?? ''}` : `infrastructure: the guest was lost (${guest.name} ${guest.exited() ?? 'still running'}): ${msg}`);
   rec.outcome = died ? 'crash' : 'error';
   rec.findings = findings.map(recordFinding);
   rec.durationMs = Math.round(performance.now() - started);
@@ -782,7 +806,7 @@ export async function runExec(cfg: HarnessConfig, out: (s: string) => void, err:
   try {
     const live = await session.ensure();
     log(`refcount model ${live.model.name}; running: ${shellQuote(cfg.execArgv)}`);
-    const r = await live.guest.ssh.exec({ argv: cfg.execArgv, timeoutMs: cfg.testTimeoutMs ?? 300_000 }, (stream, chunk) => (stream === 'stdout' ? out(chunk) : err(chunk)));
+    const r = await live.target.ssh.exec({ argv: cfg.execArgv, timeoutMs: cfg.testTimeoutMs ?? 300_000 }, (stream, chunk) => (stream === 'stdout' ? out(chunk) : err(chunk)));
     if (r.timedOut) {
       err(`dax-harness: the command did not finish within ${(cfg.testTimeoutMs ?? 300_000) / 1000} s\n`);
       return EXIT_KERNEL_FAILURE;
@@ -791,5 +815,45 @@ export async function runExec(cfg: HarnessConfig, out: (s: string) => void, err:
   } finally {
     await session.discard();
     rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+/** Returns the kernel a lab machine runs, as a Debian package the harness can fetch headers and config for. */
+async function kernelOfLab(cfg: HarnessConfig, log: (s: string) => void): Promise<KernelSpec> {
+  const m = findMachine(readInventory(cfg.inventoryPath), (cfg.target as { name: string }).name);
+  const ssh = await SshTarget.connect(planLabSsh(m, m.timeouts.connectS * 1000));
+  let ident;
+  try {
+    const r = await ssh.exec(planIdentity());
+    ident = parseIdentity(r.stdout);
+  } finally {
+    ssh.close();
+  }
+  const line = debianLineOfRelease(ident.release);
+  if (!line) {
+    throw new HarnessError('config', `lab machine ${m.name} runs ${ident.release}, which is not a Debian kernel the harness can fetch headers for (${debianLineNames()})`, {
+      hint: 'run a Debian kernel there, or test your kernel in QEMU (--kernel/--tree without --target)',
+    });
+  }
+  log(`lab ${m.name} runs ${ident.release} (${ident.version.slice(0, 120)})`);
+  await ensureRequirements(planRequirements({ headersFor: line.host ? ident.release : undefined, chrootFor: line.host ? undefined : line.suite }), cfg.allowInstall, log);
+  const k = await fetchDistroKernel(cfg.cacheDir, ident.release, log);
+  // The package the harness fetched must be the build the machine runs, or the config proves nothing.
+  if (k.packageVersion && !ident.version.includes(k.packageVersion)) {
+    throw new HarnessError('config', `lab machine ${m.name} runs ${ident.release} built as "${ident.version.slice(0, 160)}", but the package the harness found is ${k.packageVersion}`, {
+      hint: 'upgrade the machine to the current package of its kernel, or refresh the host\'s apt lists (apt-get update)',
+    });
+  }
+  return k;
+}
+
+// Quarantine: infrastructure failures in a row are counted in the inventory, a clean run resets them.
+function noteLabHealth(path: string, name: string, thrown: unknown, exitCode: number, warn: (s: string) => void): void {
+  const infra = thrown instanceof HarnessError ? ['ssh', 'boot', 'guest', 'timeout'].includes(thrown.kind) : thrown !== null || exitCode === EXIT_INFRA;
+  try {
+    const m = updateMachine(path, name, (cur) => ({ ...cur!, health: planHealthAfterRun(cur!, infra, new Date().toISOString()) }));
+    if (m.health.unhealthy) warn(`lab machine ${name} is marked unhealthy: ${m.health.unhealthy}; it is skipped until dax-harness lab check ${name} passes`);
+  } catch (err) {
+    warn(`could not record the health of lab machine ${name} in ${path}: ${(err as Error).message}`);
   }
 }

@@ -2,7 +2,7 @@
 // observations are judged against the kernel's refcount model. Helpers only observe; the
 // judging is here, written once per model through model.ts.
 import { expectedRefcount, type RefcountModel } from '../kernel/model.js';
-import { BIN, cmp, eq, idleCheck, mappedChecks, obs, setup, SLOW_DEV } from './checks.js';
+import { cmp, eq, idleCheck, mappedChecks, obs, setup } from './checks.js';
 import { TESTS as PIN_TESTS } from './scenarios/pins.js';
 import { TESTS as MAPPING_TESTS } from './scenarios/mappings.js';
 import { TESTS as GUP_PIN_TESTS } from './scenarios/gup.js';
@@ -38,9 +38,16 @@ export interface Check {
   setup?: boolean;
 }
 
+/** Where a test runs: the target says where its helpers, slow device and scratch space are. */
 export interface TestContext {
   mountpoint: string;
   fs: string;
+  /** The directory of the helper binaries on the target. */
+  bin: string;
+  /** The slow block device (reads complete after 2 s) the pin tests read from. */
+  slowDev: string;
+  /** A scratch directory on a non-DAX filesystem that the harness owns on the target. */
+  tmp: string;
 }
 
 /** What a judge gets besides the helper's report. */
@@ -142,7 +149,7 @@ function faultTest(name: string, align: '4k' | '2m', size: string, description: 
   return {
     name,
     description,
-    argv: (c) => [`${BIN}/dax-fault`, '--file', `${c.mountpoint}/${name}`, '--size', size, '--align', align, '--write', '--timeout', '50'],
+    argv: (c) => [`${c.bin}/dax-fault`, '--file', `${c.mountpoint}/${name}`, '--size', size, '--align', align, '--write', '--timeout', '50'],
     timeoutMs: 60_000,
     trace: true,
     judge: (r, m, ctx) => [
@@ -172,7 +179,7 @@ const BASE_TESTS: TestDef[] = [
     name: 'odirect-pin',
     description:
       'An O_DIRECT read from a slow null_blk device (2 s per I/O) into a DAX mapping: the page refcount must rise while the I/O holds it and fall back to the mapped value after, then to idle after munmap.',
-    argv: (c) => [`${BIN}/dax-odirect-pin`, '--file', `${c.mountpoint}/odirect-pin`, '--dev', SLOW_DEV, '--timeout', '60'],
+    argv: (c) => [`${c.bin}/dax-odirect-pin`, '--file', `${c.mountpoint}/odirect-pin`, '--dev', c.slowDev, '--timeout', '60'],
     timeoutMs: 90_000,
     needsSlowDev: true,
     judge: (r, m) => odirectPinChecks(r, m),
@@ -181,7 +188,7 @@ const BASE_TESTS: TestDef[] = [
     name: 'uring-longterm',
     description:
       'io_uring fixed-buffer registration of a DAX mapping must be refused and must leave nothing pinned: refcount unchanged and every FOLL_PIN acquired also released. It is not a FOLL_LONGTERM check: 6.1\'s io_uring refuses every file-backed buffer itself (io_pin_pages) before GUP could, so the refusal says nothing about GUP; gup-longterm-pmd checks that FOLL_LONGTERM pins nothing on fsdax, through gup_test.',
-    argv: (c) => [`${BIN}/dax-uring-pin`, '--file', `${c.mountpoint}/uring-longterm`, '--timeout', '50'],
+    argv: (c) => [`${c.bin}/dax-uring-pin`, '--file', `${c.mountpoint}/uring-longterm`, '--timeout', '50'],
     timeoutMs: 60_000,
     requires: ['CONFIG_IO_URING'],
     judge: (r, m) => {
@@ -214,7 +221,7 @@ const GUP_TESTS: TestDef[] = [
     name: 'odirect-pin-pmd',
     description:
       "odirect-pin on a 2 MiB-aligned mapping write-faulted as one PMD: the O_DIRECT read's pages are pinned by GUP's fast path on a PMD leaf (gup_fast_pmd_leaf), which a 4 KiB mapping never reaches. The head page's refcount must rise while the I/O holds it and fall back to the mapped value after, then to idle; the PMD fault must have happened (fs_dax tracepoints).",
-    argv: (c) => [`${BIN}/dax-odirect-pin`, '--file', `${c.mountpoint}/odirect-pin-pmd`, '--dev', SLOW_DEV, '--size', '2m', '--pmd', '--timeout', '60'],
+    argv: (c) => [`${c.bin}/dax-odirect-pin`, '--file', `${c.mountpoint}/odirect-pin-pmd`, '--dev', c.slowDev, '--size', '2m', '--pmd', '--timeout', '60'],
     timeoutMs: 90_000,
     needsSlowDev: true,
     trace: true,
@@ -224,7 +231,7 @@ const GUP_TESTS: TestDef[] = [
     name: 'gup-crosscheck',
     description:
       "Cross-checks the probe against the kernel's own dump_page() (CONFIG_GUP_TEST's DUMP_USER_PAGES_TEST, which holds one extra reference while it dumps): refcount and mapcount must agree, so a probe misreading a new kernel's struct page cannot go unnoticed. A kernel without gup_test (Debian's 6.1) is a SKIP.",
-    argv: (c) => [`${BIN}/dax-gup-dump`, '--file', `${c.mountpoint}/gup-crosscheck`, '--timeout', '20'],
+    argv: (c) => [`${c.bin}/dax-gup-dump`, '--file', `${c.mountpoint}/gup-crosscheck`, '--timeout', '20'],
     timeoutMs: 30_000,
     requires: ['CONFIG_GUP_TEST'],
     judge: (r, m, ctx) => {
@@ -250,7 +257,7 @@ const STRESS_TESTS: TestDef[] = [
     name: 'stress-concurrent',
     description:
       'Four processes fault, vmsplice-pin, truncate and re-extend, and punch holes in one DAX file for 5 s (seeded): no WARN, no process killed, and afterwards every fsdax page any of them mapped is at the idle refcount — no reference leaked or dropped twice under concurrency.',
-    argv: (c) => [`${BIN}/dax-stress`, '--file', `${c.mountpoint}/stress-concurrent`, '--seed', String(STRESS_SEED), '--procs', '4', '--seconds', '5', '--timeout', '60'],
+    argv: (c) => [`${c.bin}/dax-stress`, '--file', `${c.mountpoint}/stress-concurrent`, '--seed', String(STRESS_SEED), '--procs', '4', '--seconds', '5', '--timeout', '60'],
     timeoutMs: 90_000,
     judge: (r, m) => {
       const n = (k: string): number | undefined => (typeof r.extra[k] === 'number' ? (r.extra[k] as number) : undefined);

@@ -60,20 +60,27 @@ export function planFsSetup(profile: QemuProfile, filesystems: FsType[]): FsSetu
       // e820 (memmap=) pmem needs no namespace: it is DAX-capable as it comes.
       device: nv ? null : `/dev/pmem${i}`,
       namespace,
-      mkfs: (dev: string): GuestCommand =>
-        fs === 'ext4'
-          ? { argv: ['mkfs.ext4', '-F', '-q', '-b', '4096', dev], timeoutMs: 120_000 }
-          : // su=2m,sw=1 aligns xfs data extents to 2 MiB so PMD faults are possible
-            // (default mkfs gave 4 KiB faults only).
-            // reflink=1 is asked for, not left to the mkfs default: reflink-cow runs on xfs only
-            // and must never find the feature missing on a filesystem the harness made.
-            { argv: ['mkfs.xfs', '-f', '-q', '-d', 'su=2m,sw=1', '-m', 'reflink=1', dev], timeoutMs: 120_000 },
-      mount: (dev: string): GuestCommand => ({
-        argv: ['sh', '-c', 'mkdir -p "$2" && mount -t "$3" -o dax=always "$1" "$2"', 'mount', dev, mountpoint, fs],
-        timeoutMs: 60_000,
-      }),
+      mkfs: (dev: string): GuestCommand => planMkfs(fs, dev),
+      mount: (dev: string): GuestCommand => planMount(fs, dev, mountpoint),
     };
   });
+}
+
+/** Returns the mkfs of a harness filesystem; a label marks it as the harness's own (lab machines check it). */
+export function planMkfs(fs: FsType, dev: string, label?: string): GuestCommand {
+  const l = label ? ['-L', label] : [];
+  return fs === 'ext4'
+    ? { argv: ['mkfs.ext4', '-F', '-q', '-b', '4096', ...l, dev], timeoutMs: 120_000 }
+    : // su=2m,sw=1 aligns xfs data extents to 2 MiB so PMD faults are possible
+      // (default mkfs gave 4 KiB faults only).
+      // reflink=1 is asked for, not left to the mkfs default: reflink-cow runs on xfs only
+      // and must never find the feature missing on a filesystem the harness made.
+      { argv: ['mkfs.xfs', '-f', '-q', '-d', 'su=2m,sw=1', '-m', 'reflink=1', ...l, dev], timeoutMs: 120_000 };
+}
+
+/** Returns the mount -o dax=always of a harness filesystem. */
+export function planMount(fs: FsType, dev: string, mountpoint: string): GuestCommand {
+  return { argv: ['sh', '-c', 'mkdir -p "$2" && mount -t "$3" -o dax=always "$1" "$2"', 'mount', dev, mountpoint, fs], timeoutMs: 60_000 };
 }
 
 /** Returns the namespace record ndctl printed (create-namespace prints one JSON object). */

@@ -1,5 +1,6 @@
 // One persistent SSH connection to a test target (a QEMU guest or a lab machine), with
 // time-bounded commands, streamed output and uploads. The host key is always verified.
+import { createHash } from 'node:crypto';
 import { Client, type ClientChannel } from 'ssh2';
 import pRetry, { AbortError } from 'p-retry';
 import { HarnessError } from '../core/errors.js';
@@ -9,9 +10,17 @@ export interface SshTargetConfig {
   host: string;
   port: number;
   username: string;
-  privateKey: string;
-  /** The raw public key blob the server must present (base64 part of an OpenSSH key line). */
-  hostKey: Buffer;
+  /** The client key (OpenSSH or PEM text); or use the agent. */
+  privateKey?: string;
+  /** An ssh-agent socket to authenticate with (lab machines: the user's own agent). */
+  agent?: string;
+  /**
+   * The host key the server must present: the raw key blob (a guest's key, generated per boot),
+   * or the SHA256 fingerprints pinned for a lab machine (`SHA256:...`, as ssh-keygen -l prints).
+   */
+  hostKey: Buffer | { fingerprints: string[] };
+  /** Words before every command on the target (`sudo -n` on a lab machine that is not root). */
+  prefix?: string[];
   /** Per-attempt handshake timeout. */
   readyTimeoutMs: number;
   /** Attempts at connecting (p-retry), for a guest whose sshd is still starting. */
@@ -38,6 +47,11 @@ export function parsePublicKeyLine(line: string): { type: string; blob: Buffer }
   return { type: m[1], blob: Buffer.from(m[2], 'base64') };
 }
 
+/** Returns the SHA256 fingerprint of a host key blob, as `ssh-keygen -l` prints it. */
+export function fingerprintOf(blob: Buffer): string {
+  return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
+}
+
 /** Returns a command for a message: shell-quoted, cut to one readable line. */
 export function describe(argv: string[]): string {
   const q = shellQuote(argv);
@@ -45,11 +59,12 @@ export function describe(argv: string[]): string {
 }
 
 /** Returns the remote shell line for a command: a guest-side kill timer around the argv. */
-export function planRemoteLine(cmd: GuestCommand): string {
+export function planRemoteLine(cmd: GuestCommand, prefix: readonly string[] = []): string {
   // The guest enforces the bound itself (SIGKILL after the timeout) so a runaway helper dies
   // even if the host side is gone; the host keeps its own timer as a second line of defence.
+  // sudo goes outside the timer, so the timer (and the helper) run as root.
   const secs = Math.max(1, Math.ceil(cmd.timeoutMs / 1000));
-  return `timeout -s KILL ${secs} ${shellQuote(cmd.argv)}`;
+  return `${prefix.length > 0 ? `${shellQuote(prefix)} ` : ''}timeout -s KILL ${secs} ${shellQuote(cmd.argv)}`;
 }
 
 export class SshTarget {
@@ -84,8 +99,9 @@ export class SshTarget {
       });
     } catch (err) {
       if (err instanceof HostKeyMismatch) {
-        throw new HarnessError('ssh', `host key of ${config.host}:${config.port} does not match the expected key`, {
-          hint: 'something else answers on that port, or the target was reinstalled; check the port and the expected host key',
+        const pinned = Buffer.isBuffer(config.hostKey) ? fingerprintOf(config.hostKey) : config.hostKey.fingerprints.join(', ') || '(none pinned)';
+        throw new HarnessError('ssh', `host key of ${config.host}:${config.port} has changed: it presented ${err.message}, the pinned key is ${pinned}; nothing was run there`, {
+          hint: 'something else answers on that address, or the machine was reinstalled; if you know why it changed, pin the new key (dax-harness lab trust NAME)',
           cause: err,
         });
       }
@@ -116,7 +132,7 @@ export class SshTarget {
   /** Runs a command; resolves with its result (timedOut set when the bound hit), rejects only if the connection is lost. */
   exec(cmd: GuestCommand, onData?: (stream: 'stdout' | 'stderr', chunk: string) => void): Promise<GuestResult> {
     const started = performance.now();
-    const line = planRemoteLine(cmd);
+    const line = planRemoteLine(cmd, this.config.prefix);
     return new Promise((resolve, reject) => {
       if (this.closedReason) {
         reject(new HarnessError('ssh', `connection to the target is gone (${this.closedReason}) before running ${describe(cmd.argv)}`));
@@ -198,28 +214,35 @@ export class SshTarget {
 
 class HostKeyMismatch extends Error {}
 
+/** Returns true if a presented host key blob is the expected one. */
+export function hostKeyMatches(expected: SshTargetConfig['hostKey'], blob: Buffer): boolean {
+  if (Buffer.isBuffer(expected)) return blob.equals(expected);
+  return expected.fingerprints.includes(fingerprintOf(blob));
+}
+
 function connectOnce(config: SshTargetConfig): Promise<SshTarget> {
   return new Promise((resolve, reject) => {
     const client = new Client();
-    let mismatch = false;
+    let mismatch: string | null = null;
     client.once('ready', () => resolve(new SshTarget(client, config)));
     // ssh2 may emit several errors for one failed attempt (e.g. timeout, then connection
     // lost): keep a listener for the client's whole life so none is unhandled.
     client.on('error', (err: Error) => {
       client.end();
-      reject(mismatch ? new HostKeyMismatch(err.message) : err);
+      reject(mismatch ? new HostKeyMismatch(mismatch) : err);
     });
     client.connect({
       host: config.host,
       port: config.port,
       username: config.username,
       privateKey: config.privateKey,
+      agent: config.agent,
       readyTimeout: config.readyTimeoutMs,
       keepaliveInterval: config.keepaliveIntervalMs,
       keepaliveCountMax: config.keepaliveCountMax,
       hostVerifier: (key: Buffer) => {
-        const ok = Buffer.isBuffer(key) && key.equals(config.hostKey);
-        if (!ok) mismatch = true;
+        const ok = Buffer.isBuffer(key) && hostKeyMatches(config.hostKey, key);
+        if (!ok) mismatch = Buffer.isBuffer(key) ? fingerprintOf(key) : 'a key of unknown form';
         return ok;
       },
     });

@@ -1,6 +1,6 @@
 // Scenarios that drive GUP (get_user_pages/pin_user_pages) on fs-DAX pages through CONFIG_GUP_TEST.
 // A kernel without gup_test is a SKIP: the helper says so and run.ts never calls the judge.
-import { BIN, cmp, eq, idleCheck, obs, setup } from '../checks.js';
+import { cmp, eq, idleCheck, obs, setup } from '../checks.js';
 import { expectedMapcount, expectedRefcount, type RefcountModel } from '../../kernel/model.js';
 import { summarizeDaxFaults } from '../trace.js';
 import type { Check, HelperReport, JudgeContext, TestDef } from '../suite.js';
@@ -125,7 +125,7 @@ export const TESTS: TestDef[] = [
     name: 'gup-longterm-pmd',
     description:
       "get_user_pages and pin_user_pages (CONFIG_GUP_TEST) over a PMD-mapped and a PTE-mapped DAX file must take every page and leave each at the model's mapped refcount and mapcount afterwards, FOLL_LONGTERM on the PMD mapping must pin nothing (check_vma_flags refuses fsdax) while it pins all of an anonymous control buffer, the FOLL_PIN counters must balance, and the observed pages must be idle after munmap; a kernel without gup_test is a SKIP.",
-    argv: (c) => [`${BIN}/dax-gup-pin`, '--file', `${c.mountpoint}/gup-longterm-pmd`, '--timeout', '30'],
+    argv: (c) => [`${c.bin}/dax-gup-pin`, '--file', `${c.mountpoint}/gup-longterm-pmd`, '--timeout', '30'],
     timeoutMs: 45_000,
     requires: ['CONFIG_GUP_TEST'],
     trace: true,

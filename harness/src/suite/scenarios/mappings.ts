@@ -2,7 +2,7 @@
 // Each judge states its expectations once, through the model (expectedRefcount/expectedMapcount):
 // on 6.1 (legacy) every phase reads refcount 1 and mapcount 0 whatever maps the page; on 6.15+
 // (folio) each mapping is one reference and one mapcount on top of an idle 0.
-import { BIN, cmp, eq, idleCheck, obs, setup } from '../checks.js';
+import { cmp, eq, idleCheck, obs, setup } from '../checks.js';
 import { expectedMapcount, expectedRefcount, type RefcountModel } from '../../kernel/model.js';
 import { summarizeDaxFaults, type DaxTraceEvent } from '../trace.js';
 import type { Check, HelperReport, JudgeContext, TestDef } from '../suite.js';
@@ -232,7 +232,7 @@ export const TESTS: TestDef[] = [
     name: 'fork-shared-private',
     description:
       'fork() with a MAP_SHARED and a MAP_PRIVATE DAX mapping: while the child maps both, each page counts two mappings (folio model); the child\'s write to the private page must COW it into anonymous memory and leave the DAX page, the parent and the file alone; after the child exits one mapping, after munmap idle. Guards the fork/COW reference handling of "fs/dax: Properly refcount fs dax pages" (6.15).',
-    argv: (c) => [`${BIN}/dax-fork`, '--file', `${c.mountpoint}/fork-shared-private`, '--timeout', '20'],
+    argv: (c) => [`${c.bin}/dax-fork`, '--file', `${c.mountpoint}/fork-shared-private`, '--timeout', '20'],
     timeoutMs: 30_000,
     judge: forkJudge,
   },
@@ -240,7 +240,7 @@ export const TESTS: TestDef[] = [
     name: 'mremap-mlock',
     description:
       'mremap(MREMAP_MAYMOVE|MREMAP_FIXED) of a PMD-mapped DAX file to a 2 MiB-aligned address, then mlock/munlock, then mlock and munmap while locked: one mapping throughout, idle after, data intact, and no DAX page counted in nr_mlock. Guards the mlock handling of DAX PMDs changed by "fs/dax: Properly refcount fs dax pages" (6.15).',
-    argv: (c) => [`${BIN}/dax-mremap-mlock`, '--file', `${c.mountpoint}/mremap-mlock`, '--timeout', '50'],
+    argv: (c) => [`${c.bin}/dax-mremap-mlock`, '--file', `${c.mountpoint}/mremap-mlock`, '--timeout', '50'],
     timeoutMs: 60_000,
     trace: true,
     judge: mremapJudge,
@@ -249,7 +249,7 @@ export const TESTS: TestDef[] = [
     name: 'pmd-split-punch',
     description:
       'Punches a 4 KiB hole (PUNCH_HOLE|KEEP_SIZE) into a PMD-mapped DAX extent: the punched page must be unmapped and idle, the refault must use PTEs, the hole must read zeroes (zero page) while its neighbours keep their data and blocks, and all 512 pages must be idle after munmap. Guards the PMD zap and DAX-entry teardown on a partial punch.',
-    argv: (c) => [`${BIN}/dax-pmd-split`, '--file', `${c.mountpoint}/pmd-split-punch`, '--timeout', '50'],
+    argv: (c) => [`${c.bin}/dax-pmd-split`, '--file', `${c.mountpoint}/pmd-split-punch`, '--timeout', '50'],
     timeoutMs: 60_000,
     trace: true,
     judge: pmdSplitJudge,
@@ -259,7 +259,7 @@ export const TESTS: TestDef[] = [
     description:
       'FICLONE of a DAX file (xfs): both files map one shared PFN (two mappings, folio model), a write CoWs the source to a new block while the clone\'s page stays associated, truncating both leaves every page idle and page->mapping released, with no WARN. Guards the shared-DAX page accounting that 6.1 did with PAGE_MAPPING_DAX_COW (WARN_ON_ONCE in dax_associate_entry/dax_disassociate_entry) and 6.15 reworked.',
     argv: (c) => [
-      `${BIN}/dax-reflink`,
+      `${c.bin}/dax-reflink`,
       '--file',
       `${c.mountpoint}/reflink-cow`,
       '--clone',
@@ -279,7 +279,7 @@ export const TESTS: TestDef[] = [
     name: 'map-sync',
     description:
       'mmap(MAP_SHARED_VALIDATE|MAP_SYNC) is accepted on the DAX mount and refused with EOPNOTSUPP on tmpfs; a write fault on fresh blocks through MAP_SYNC must take the synchronous path (NEEDDSYNC, dax_insert_pfn_mkwrite in the fs_dax trace) and the page follows the model mapped and after munmap.',
-    argv: (c) => [`${BIN}/dax-map-sync`, '--file', `${c.mountpoint}/map-sync`, '--nondax-file', '/tmp/map-sync-nondax', '--timeout', '20'],
+    argv: (c) => [`${c.bin}/dax-map-sync`, '--file', `${c.mountpoint}/map-sync`, '--nondax-file', `${c.tmp}/map-sync-nondax`, '--timeout', '20'],
     timeoutMs: 30_000,
     trace: true,
     judge: mapSyncJudge,
@@ -288,7 +288,7 @@ export const TESTS: TestDef[] = [
     name: 'poison-hwpoison',
     description:
       'madvise(MADV_HWPOISON) on a PTE-mapped DAX page: one SIGBUS (BUS_MCEERR_AR/AO, si_addr_lsb 12, si_addr the page), the page unmapped and idle, dmesg reporting a recovered dax page; then PUNCH_HOLE over it makes the offset usable again (write fault, data, counts per model, idle after munmap). The PG_hwpoison flag stays on the freed block.',
-    argv: (c) => [`${BIN}/dax-poison`, '--file', `${c.mountpoint}/poison-hwpoison`, '--timeout', '20'],
+    argv: (c) => [`${c.bin}/dax-poison`, '--file', `${c.mountpoint}/poison-hwpoison`, '--timeout', '20'],
     timeoutMs: 30_000,
     requires: ['CONFIG_MEMORY_FAILURE'],
     // memory_failure() logs these on purpose; they join into one incident per PFN, which is

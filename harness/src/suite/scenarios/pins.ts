@@ -1,5 +1,5 @@
 // Scenarios where a transient page pin (O_DIRECT from a slow device, vmsplice) races truncate, punch hole, unlink and block reuse; and holes.
-import { BIN, cmp, eq, idleCheck, mappedChecks, obs, SLOW_DEV } from '../checks.js';
+import { cmp, eq, idleCheck, mappedChecks, obs } from '../checks.js';
 import { expectedRefcount, type RefcountModel } from '../../kernel/model.js';
 import type { Check, HelperReport, JudgeContext, TestContext, TestDef } from '../suite.js';
 
@@ -80,8 +80,8 @@ interface PinScenario {
 const OP_WORDS: Record<Op, string> = { truncate: 'truncate', punch: 'punch hole', unlink: 'close+unlink' };
 
 function pinArgv(name: string, s: PinScenario, c: TestContext): string[] {
-  const helper = [`${BIN}/dax-pin-truncate`, '--file', `${c.mountpoint}/${name}`, '--pin', s.pin, '--op', s.op];
-  if (s.pin === 'odirect') helper.push('--dev', SLOW_DEV);
+  const helper = [`${c.bin}/dax-pin-truncate`, '--file', `${c.mountpoint}/${name}`, '--pin', s.pin, '--op', s.op];
+  if (s.pin === 'odirect') helper.push('--dev', c.slowDev);
   if (s.unmapFirst) helper.push('--unmap-first');
   // Neither ext4 nor xfs hands a freed block to the next file at once: the helper fills the
   // filesystem first, so the freed block is the only one left.
@@ -246,7 +246,7 @@ function judgeNamespaceDisable(r: HelperReport, m: RefcountModel): Check[] {
 
 /** The argv of a helper that pins a page with the slow device and unmounts the filesystem. */
 function unmountingHelper(helper: string, test: string, c: TestContext, timeoutS: number): string[] {
-  return [`${BIN}/${helper}`, '--file', `${c.mountpoint}/${test}`, '--dev', SLOW_DEV, '--mountpoint', c.mountpoint, '--fstype', c.fs, '--timeout', String(timeoutS)];
+  return [`${c.bin}/${helper}`, '--file', `${c.mountpoint}/${test}`, '--dev', c.slowDev, '--mountpoint', c.mountpoint, '--fstype', c.fs, '--timeout', String(timeoutS)];
 }
 
 /**
@@ -261,7 +261,7 @@ export const TESTS: TestDef[] = [
     name: 'hole-zero-page',
     description:
       'Read-faults the holes of a sparse file at 4 KiB (dax_load_hole) and 2 MiB (dax_pmd_load_hole): each must map the shared or huge zero page, never an fsdax page, read zeros and allocate nothing; a write then gives a zeroed fsdax page (the blocks held an old pattern) at the mapped refcount, idle after munmap. Guards the zero-page paths 6.15 reworked into zero folios.',
-    argv: (c) => [`${BIN}/dax-hole`, '--file', `${c.mountpoint}/hole-zero-page`, '--size', '4m', '--timeout', '20'],
+    argv: (c) => [`${c.bin}/dax-hole`, '--file', `${c.mountpoint}/hole-zero-page`, '--size', '4m', '--timeout', '20'],
     timeoutMs: 30_000,
     trace: true,
     judge: judgeHole,

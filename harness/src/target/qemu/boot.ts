@@ -108,6 +108,8 @@ export interface GuestOptions {
 }
 
 export interface Guest {
+  /** "QEMU", for messages: the seam's TargetHost. */
+  readonly name: string;
   ssh: SshTarget;
   console: ConsoleLog;
   plan: CommandPlan;
@@ -257,7 +259,7 @@ async function bootOnce(opts: GuestOptions, sshPort: number): Promise<Guest> {
     void exitedP.then(() => ssh.destroy(`QEMU ${exitText}`));
     const bootToSshMs = Math.round(performance.now() - started);
     opts.log(`guest up: ssh on 127.0.0.1:${sshPort} after ${(bootToSshMs / 1000).toFixed(1)} s (console ${milestones.firstConsoleMs} ms, init ready ${milestones.initReadyMs} ms)`);
-    return { ssh, console: consoleLog, plan, bootToSshMs, milestones, exited: () => exitText, stop };
+    return { name: 'QEMU', ssh, console: consoleLog, plan, bootToSshMs, milestones, exited: () => exitText, stop };
   } catch (err) {
     const why = exitText ? `QEMU ${exitText}` : fatal ? `the kernel died: ${fatal}` : `no SSH after ${Math.round(opts.bootTimeoutMs / 1000)} s`;
     // Give the console a moment to flush the last lines of a panic.

@@ -11,6 +11,11 @@ import { detectRefcountModel, markerPattern, parseKallsymsNames, type RefcountMo
 import type { QemuProfile, Accel } from './qemu-plan.js';
 import { HarnessError } from '../../core/errors.js';
 import type { SshTarget } from '../ssh-target.js';
+import type { BootRecord, LiveTarget, TargetPaths, TargetSession } from '../target.js';
+import { BIN, SLOW_DEV } from '../../suite/checks.js';
+
+/** Where the guest image puts the helpers, and what init makes. */
+export const GUEST_PATHS: TargetPaths = { bin: BIN, slowDev: SLOW_DEV, tmp: '/tmp' };
 
 export interface SessionOptions {
   profile: QemuProfile;
@@ -26,24 +31,11 @@ export interface SessionOptions {
   log: (s: string) => void;
 }
 
-export interface BootRecord {
-  n: number;
-  bootToSshMs: number;
-  setupMs: number;
-  milestones: Guest['milestones'];
-  qemu: string[];
-}
+export type { BootRecord } from '../target.js';
 
-export interface LiveGuest {
+/** A live QEMU guest: the seam's LiveTarget, with the guest itself. */
+export interface LiveGuest extends LiveTarget {
   guest: Guest;
-  /** Which boot of the session this is (1-based). */
-  boot: number;
-  model: RefcountModel;
-  mounts: Map<string, MountedFs>;
-  /** /proc/sys/kernel/tainted once the guest was set up. */
-  taintAtSetup: number;
-  /** Set once the slow null_blk device was seen (init makes it in the background). */
-  slowDevReady: boolean;
 }
 
 /** How long init may take to make the slow device after SSH is up (its creation blocks on
@@ -54,16 +46,16 @@ const SLOW_DEV_WAIT_S = 30;
  * Waits until the guest's slow null_blk device exists. A guest without it cannot run the pin
  * tests as designed: that is an infrastructure error naming what init reported, never a skip.
  */
-export async function ensureSlowDev(live: LiveGuest, dev: string): Promise<void> {
+export async function ensureSlowDev(live: LiveTarget, dev: string): Promise<void> {
   if (live.slowDevReady) return;
   // init leaves /run/slowdev.failed when it could not make the device: no need to wait then.
   const script = `i=0; while [ ! -b "$1" ] && [ ! -e /run/slowdev.failed ] && [ $i -lt ${SLOW_DEV_WAIT_S * 10} ]; do sleep 0.1; i=$((i+1)); done; [ -b "$1" ]`;
-  const r = await live.guest.ssh.exec({ argv: ['sh', '-c', script, 'slowdev', dev], timeoutMs: (SLOW_DEV_WAIT_S + 15) * 1000 });
+  const r = await live.target.ssh.exec({ argv: ['sh', '-c', script, 'slowdev', dev], timeoutMs: (SLOW_DEV_WAIT_S + 15) * 1000 });
   if (r.exitCode === 0) {
     live.slowDevReady = true;
     return;
   }
-  const log = await live.guest.ssh.exec({ argv: ['sh', '-c', "dmesg | grep -iE 'null_blk|nullb|dax-harness-init' | tail -n 12"], timeoutMs: 15_000 }).catch(() => null);
+  const log = await live.target.ssh.exec({ argv: ['sh', '-c', "dmesg | grep -iE 'null_blk|nullb|dax-harness-init' | tail -n 12"], timeoutMs: 15_000 }).catch(() => null);
   throw new HarnessError('guest', `the slow device ${dev} is missing (init could not make it, or not within ${SLOW_DEV_WAIT_S} s): the pin tests cannot hold a page without it`, {
     hint: 'the kernel needs null_blk (CONFIG_BLK_DEV_NULL_BLK) with configfs; the guest log below says what init got',
     detail: log?.stdout.trim() || '(no null_blk lines in the guest log)',
@@ -80,9 +72,10 @@ export async function detectGuestModel(ssh: SshTarget): Promise<RefcountModel> {
   return detectRefcountModel(parseKallsymsNames(r.stdout));
 }
 
-export class GuestSession {
+export class GuestSession implements TargetSession {
   private live: LiveGuest | null = null;
   readonly boots: BootRecord[] = [];
+  readonly label = 'qemu';
 
   constructor(private readonly opts: SessionOptions) {}
 
@@ -119,7 +112,7 @@ export class GuestSession {
       const taintAtSetup = Number.parseInt(taint.stdout.trim(), 10);
       if (taint.exitCode !== 0 || !Number.isSafeInteger(taintAtSetup)) throw new HarnessError('guest', `cannot read /proc/sys/kernel/tainted in the guest: ${taint.stderr.trim() || taint.stdout.trim()}`);
       this.boots.push({ n, bootToSshMs: guest.bootToSshMs, setupMs: Math.round(performance.now() - t0), milestones: guest.milestones, qemu: guest.plan.argv });
-      this.live = { guest, boot: n, model, mounts: new Map(mounted.map((m) => [m.fs, m])), taintAtSetup, slowDevReady: false };
+      this.live = { guest, target: guest, boot: n, model, mounts: new Map(mounted.map((m) => [m.fs, m])), taintAtSetup, slowDevReady: false, paths: GUEST_PATHS };
       return this.live;
     } catch (err) {
       guest.ssh.close();
@@ -132,6 +125,18 @@ export class GuestSession {
   /** The current guest, if one is up. */
   get current(): LiveGuest | null {
     return this.live;
+  }
+
+  /** A guest is booted by the first ensure(): nothing to take first. */
+  async open(): Promise<void> {}
+
+  /** A guest leaves nothing behind: closing is letting it go. */
+  async close(): Promise<void> {
+    await this.discard();
+  }
+
+  record(): Record<string, unknown> {
+    return {};
   }
 
   /** Stops the current guest (if any); the next ensure() boots a new one. */
