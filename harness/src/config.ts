@@ -15,7 +15,7 @@ import { DEBIAN_LINES, DEFAULT_DEBIAN_LINE, debianLineNames, debianLineOfRelease
 export type Command = 'run' | 'exec' | 'doctor' | 'list' | 'help' | 'mutate' | 'matrix' | 'report' | 'queue' | 'nightly' | 'index' | 'history' | 'merge' | 'lab';
 
 /** Where the suite runs: a QEMU guest the harness boots, or a lab machine of the inventory. */
-export type TargetSpec = { kind: 'qemu' } | { kind: 'lab'; name: string };
+export type TargetSpec = { kind: 'qemu' } | { kind: 'lab'; name: string; installKernel: boolean };
 
 /** For the lab command: what to do to which machine. */
 export interface LabConfig {
@@ -143,10 +143,21 @@ commands:
   history   dax-harness history [FS/]TEST: since when it fails, on which kernels, how flaky
   merge     dax-harness merge --results DEST SRC...: move the runs and campaigns of other results
             directories (Buildbot uploads) into DEST and index them
+  lab       dax-harness lab add NAME --host H [--port P] --user U [--identity FILE]: a lab machine
+            into the inventory; lab trust NAME [--fingerprint SHA256:...]: pin its host key (shown,
+            recorded only when confirmed); lab check NAME: pre-flight, a line per need (ok or what
+            to do); lab release NAME: drop its lease; lab list
   report    dax-harness report [RUN_DIR...] [--out DIR] [--junit FILE] [--kcidb FILE]
             an Allure dashboard of the runs (default: every run under --results) with history,
             flakiness and new failures kept in DIR between calls (default: results/report);
             --junit and --kcidb write JUnit XML and KCIDB v5 JSON of the same runs
+
+lab options (run):
+  --target lab:NAME      run the suite on a lab machine of the inventory, on the kernel it runs
+                         (leased, set up on its allowed namespaces only, restored at the end)
+  --inventory FILE       the lab inventory (default: $DAX_HARNESS_INVENTORY or
+                         ~/.config/dax-harness/lab.json)
+  --keep                 leave the harness's files on the lab machine (/var/lib/dax-harness/runs/ID)
 
 nightly options:
   --queue DIR            the series queue (default: ./queue)
@@ -475,7 +486,7 @@ function resolveLab(cmd: string, positionals: string[], o: LabOptions): LabConfi
 }
 
 // --target qemu (the default) or lab:NAME. On a lab machine the suite runs on the kernel it
-// runs; installing and booting a kernel under test there is not built yet, and says so.
+// runs, or on a kernel under test (--kernel, --tree, a series, mutate) booted there with kexec.
 function resolveTarget(cmd: string, o: LabOptions): TargetSpec {
   if (o.target === undefined || o.target === 'qemu') {
     if (o.keep) throw new HarnessError('config', '--keep goes with --target lab:NAME', { hint: 'a QEMU guest leaves nothing behind to keep' });
@@ -483,15 +494,10 @@ function resolveTarget(cmd: string, o: LabOptions): TargetSpec {
   }
   const m = /^lab:([a-z0-9][a-z0-9._-]*)$/.exec(o.target);
   if (!m?.[1]) throw new HarnessError('config', `--target ${o.target}: must be qemu or lab:NAME`, { hint: 'e.g. --target lab:pmem1 (dax-harness lab list names the machines)' });
-  if (cmd !== 'run') throw new HarnessError('config', `--target ${o.target} goes with run (not ${cmd}) for now`, { hint: `dax-harness run --target ${o.target}` });
-  const kernelOpt = o.tree !== undefined ? '--tree' : o.kernel !== undefined ? '--kernel' : o['distro-release'] !== undefined ? '--distro-release' : (o.series?.length ?? 0) > 0 ? '--series' : o.baseline || o.bisect ? '--baseline/--bisect' : null;
-  if (kernelOpt) {
-    throw new HarnessError('config', `${kernelOpt} with --target ${o.target}: installing and booting a kernel under test on a lab machine is not built yet; a lab run tests the kernel the machine runs`, {
-      hint: `dax-harness run --target ${o.target} (its running kernel), or run the kernel under test in QEMU without --target`,
-    });
-  }
+  if (cmd !== 'run' && cmd !== 'mutate') throw new HarnessError('config', `--target ${o.target} goes with run and mutate (not ${cmd})`, { hint: `dax-harness run --target ${o.target}` });
+  const installKernel = cmd === 'mutate' || o.tree !== undefined || o.kernel !== undefined || o['distro-release'] !== undefined || (o.series?.length ?? 0) > 0 || o.baseline === true || o.bisect === true;
   if (o.guests !== undefined) throw new HarnessError('config', `--guests with --target ${o.target}: a lab machine is one target`, { hint: 'leave --guests out' });
-  return { kind: 'lab', name: m[1] };
+  return { kind: 'lab', name: m[1], installKernel };
 }
 
 interface BuildOptions {

@@ -374,7 +374,20 @@ function makeWorkDir(): string {
 // The target of a run: a lab machine of the inventory, or a QEMU guest.
 function newSession(cfg: HarnessConfig, prepared: Prepared, workDir: string, consolePath: string, log: (s: string) => void, runId = ''): TargetSession {
   if (cfg.target.kind === 'lab') {
-    return new LabSession({ machine: findMachine(readInventory(cfg.inventoryPath), cfg.target.name), runId, filesystems: cfg.filesystems, helpersDir: prepared.helpersDir, probeKo: prepared.probeKo, consolePath, keep: cfg.keep, log });
+    const k = prepared.kernel;
+    return new LabSession({
+      machine: findMachine(readInventory(cfg.inventoryPath), cfg.target.name),
+      runId,
+      filesystems: cfg.filesystems,
+      helpersDir: prepared.helpersDir,
+      probeKo: prepared.probeKo,
+      consolePath,
+      keep: cfg.keep,
+      log,
+      // A kernel the harness built has everything built in; a packaged one needs its modules there.
+      kernel: cfg.target.installKernel ? { bzImage: k.bzImage, release: k.release, builtIn: k.source?.commit != null } : null,
+      extraAppend: cfg.extraAppend,
+    });
   }
   return new GuestSession({
     profile: cfg.profile,
@@ -476,7 +489,7 @@ export async function runSuite(
   const knownFailures = loadKnownFailures(cfg.knownFailuresPath);
   // On a lab machine the kernel under test is the one it runs: its Debian package gives the
   // probe's headers and the config that proves skips.
-  const labKernel = cfg.target.kind === 'lab' && !givenKernel ? await kernelOfLab(cfg, log) : undefined;
+  const labKernel = cfg.target.kind === 'lab' && !cfg.target.installKernel && !givenKernel ? await kernelOfLab(cfg, log) : undefined;
   const prepared = await prepare(cfg, log, givenKernel ?? labKernel);
   const features = readKernelFeatures(prepared.kernel);
   const store = RunStore.create(cfg.resultsDir, prepared.kernel.release);

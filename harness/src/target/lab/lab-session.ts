@@ -17,6 +17,7 @@ import { SshTarget, type GuestCommand, type SshTargetConfig } from '../ssh-targe
 import type { BootRecord, LiveTarget, TargetHost, TargetSession } from '../target.js';
 import type { LabMachine } from './inventory.js';
 import { decideTakeover, LAB_ROOT, parseLeaseState, planAcquire, planHeartbeat, planRelease, planTakeover, type LeaseHolder } from './lease.js';
+import { checkBootProof, chooseInitrd, labKernelDir, newBootToken, parseBzImageVersion, planKexecCmdline, planKexecExec, planKexecLoad } from './kexec.js';
 import { checkPmemDecision, decidePmem, mountsOf, parseBlkid, parseNdctlList, planLabFsSetup, type DeviceUse, type PmemDecision } from './pmem.js';
 
 export interface LabSessionOptions {
@@ -29,6 +30,10 @@ export interface LabSessionOptions {
   consolePath: string;
   /** Leave the harness's files on the machine at the end. */
   keep: boolean;
+  /** The kernel under test, booted one-shot with kexec; null: the kernel the machine runs. */
+  kernel: { bzImage: string; release: string; builtIn: boolean } | null;
+  /** Kernel command-line words for the kernel under test (besides the machine's own). */
+  extraAppend: string[];
   log: (s: string) => void;
 }
 
@@ -148,6 +153,9 @@ export class LabSession implements TargetSession {
   private closed = false;
   private defaultKernel: KernelIdentity | null = null;
   private unloadNullBlk = false;
+  /** Set while the machine runs the kernel under test (proven); cleared by any reboot. */
+  private inKernelUnderTest = false;
+  private kernelDir: string | null = null;
   private readonly runDir: string;
   private readonly holder: LeaseHolder;
 
@@ -265,6 +273,8 @@ export class LabSession implements TargetSession {
     if (!this.opened) await this.open();
     if (!this.ssh || this.ssh.closed) await this.step('reconnect', () => this.connect(this.o.machine.timeouts.upS * 1000));
     const n = this.boots.length + 1;
+    let boot: { bootToSshMs: number; milestones: Record<string, number | null> } = { bootToSshMs: 0, milestones: {} };
+    if (this.o.kernel && !this.inKernelUnderTest) boot = await this.step(`kexec into ${this.o.kernel.release}`, () => this.bootKernelUnderTest());
     const t0 = performance.now();
     const ident = parseIdentity(await this.must(planIdentity(), 'reading the running kernel'));
     await this.must({ argv: ['sh', '-c', 'grep -q "^dax_probe " /proc/modules && rmmod dax_probe; insmod "$1"', 'insmod', `${this.runDir}/dax_probe.ko`], timeoutMs: 60_000 }, 'loading the probe module');
@@ -278,7 +288,7 @@ export class LabSession implements TargetSession {
     const model = await detectGuestModel(this.conn());
     const taint = Number.parseInt((await this.must({ argv: ['cat', '/proc/sys/kernel/tainted'], timeoutMs: 10_000 }, 'reading the taint mask')).trim(), 10);
     const host: TargetHost = { name: `lab machine ${this.o.machine.name}`, ssh: this.conn(), console: this.console, exited: () => null };
-    this.boots.push({ n, bootToSshMs: 0, setupMs: Math.round(performance.now() - t0), milestones: {}, qemu: [], proof: { release: ident.release, bootId: ident.bootId, version: ident.version } });
+    this.boots.push({ n, bootToSshMs: boot.bootToSshMs, setupMs: Math.round(performance.now() - t0), milestones: boot.milestones, qemu: [], proof: { release: ident.release, bootId: ident.bootId, version: ident.version, cmdline: ident.cmdline } });
     this.live = {
       target: host,
       boot: n,
@@ -303,9 +313,67 @@ export class LabSession implements TargetSession {
     await this.step('reboot to the default kernel', () => this.rebootToDefault());
   }
 
+  /**
+   * Installs the kernel under test (once), loads it with a fresh token and boots it, watching
+   * each phase with its own bound: going down, the first console line, SSH up. A phase that
+   * overruns, or a kernel that is not the one asked for, ends in a power cycle back to the
+   * default kernel and a boot error with the console tail.
+   */
+  private async bootKernelUnderTest(): Promise<{ bootToSshMs: number; milestones: Record<string, number | null> }> {
+    const k = this.o.kernel!;
+    const m = this.o.machine;
+    const img = readFileSync(k.bzImage);
+    const banner = parseBzImageVersion(img);
+    if (!this.kernelDir) {
+      this.kernelDir = labKernelDir(img);
+      await this.must({ argv: ['mkdir', '-p', this.kernelDir], timeoutMs: 20_000 }, 'making the kernel directory');
+      await this.conn().upload(img, `${this.kernelDir}/bzImage`, 0o644, 300_000);
+    }
+    const dflt = this.defaultKernel!;
+    const exists = await this.conn().exec({ argv: ['sh', '-c', 'for f; do [ -e "$f" ] && echo "$f"; done; true', 'exists', `/boot/initrd.img-${k.release}`, `/boot/initrd.img-${dflt.release}`], timeoutMs: 15_000 });
+    const initrd = chooseInitrd(k.release, dflt.release, k.builtIn, (p) => exists.stdout.split('\n').includes(p));
+    if (!initrd) {
+      throw new HarnessError('config', `lab machine ${m.name} has no initrd for ${k.release}, and that kernel has modules: it cannot mount the machine's root without one`, {
+        hint: 'test a kernel with everything built in (--tree builds one), or the packaged kernel the machine has installed',
+      });
+    }
+    const token = newBootToken();
+    const cmdline = planKexecCmdline(dflt.cmdline, this.o.extraAppend, token);
+    await this.must(planKexecLoad(`${this.kernelDir}/bzImage`, initrd, cmdline), 'loading the kernel under test (kexec -l)');
+    const t0 = performance.now();
+    const ms = (): number => Math.round(performance.now() - t0);
+    const milestones: Record<string, number | null> = { downMs: null, firstConsoleMs: null, sshMs: null };
+    const mark = this.console.mark();
+    await this.conn().exec(planKexecExec()).catch(() => undefined);
+    const fail = async (why: string): Promise<never> => {
+      const tail = this.console.sinceMark(mark).split('\n').map((l) => l.replace(/\r$/, '')).filter(Boolean).slice(-30).join('\n');
+      await this.rebootToDefault().catch((err: unknown) => this.o.log(`lab ${m.name}: could not bring it back: ${(err as Error).message}`));
+      throw new HarnessError('boot', `the kernel under test (${k.release}) did not come up on lab machine ${m.name}: ${why}; the machine was brought back to its default kernel`, { detail: tail || '(nothing on the console)' });
+    };
+    if (!(await waitFor(() => this.ssh?.closed != null, m.timeouts.downS * 1000))) return await fail(`the machine did not go down within ${m.timeouts.downS} s of systemctl kexec`);
+    milestones.downMs = ms();
+    if (m.console) {
+      if (!(await waitFor(() => this.console.mark() > mark && /Linux version|Booting|\[\s*\d+\.\d+\]/.test(this.console.sinceMark(mark)), m.timeouts.consoleS * 1000))) {
+        return await fail(`nothing on the console within ${m.timeouts.consoleS} s`);
+      }
+      milestones.firstConsoleMs = ms();
+    }
+    this.ssh?.destroy('kexec');
+    const up = await this.connect(m.timeouts.upS * 1000).catch(() => null);
+    if (!up) return await fail(`SSH did not answer within ${m.timeouts.upS} s`);
+    milestones.sshMs = ms();
+    const now = parseIdentity(await this.must(planIdentity(), 'reading the kernel that came up'));
+    const wrong = checkBootProof(now, dflt, { token, banner, release: k.release });
+    if (wrong) return await fail(wrong);
+    this.inKernelUnderTest = true;
+    this.o.log(`lab ${m.name}: ${k.release} is up (proven: new boot_id, token ${token}, version banner), ${ms()} ms after systemctl kexec`);
+    return { bootToSshMs: ms(), milestones };
+  }
+
   private async rebootToDefault(): Promise<void> {
     const m = this.o.machine;
-    const before = this.defaultKernel?.bootId;
+    this.inKernelUnderTest = false;
+    const before = this.ssh && !this.ssh.closed ? parseIdentity((await this.ssh.exec(planIdentity()).catch(() => ({ stdout: '' }))).stdout).bootId || this.defaultKernel?.bootId : this.defaultKernel?.bootId;
     if (this.ssh && !this.ssh.closed) {
       // systemctl answers before the machine goes down; the connection drop is the sign it went.
       await this.ssh.exec({ argv: ['systemctl', 'reboot'], timeoutMs: 15_000 }).catch(() => undefined);
@@ -347,8 +415,11 @@ export class LabSession implements TargetSession {
     try {
       if (this.opened) {
         if (!this.ssh || this.ssh.closed) await this.step('reconnect for restore', () => this.connect(this.o.machine.timeouts.upS * 1000)).catch(() => null);
+        // The kernel under test is let go first: every run ends in the default kernel.
+        if (this.inKernelUnderTest || (this.o.kernel && this.boots.length > 0)) await this.step('reboot to the default kernel', () => this.rebootToDefault()).catch(() => undefined);
         if (this.ssh && !this.ssh.closed) {
           const mounts = this.o.filesystems.map((fs) => `${LAB_ROOT}/mnt/${fs}`);
+          if (this.kernelDir && !this.o.keep) await this.must({ argv: ['rm', '-rf', '--one-file-system', this.kernelDir], timeoutMs: 60_000 }, 'removing the kernel under test');
           await this.step('restore', async () => {
             for (const c of planRestore(this.runDir, mounts, this.unloadNullBlk, this.o.keep)) await this.must(c, `restoring (${c.argv.join(' ').slice(0, 60)})`);
           });
