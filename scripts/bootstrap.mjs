@@ -40,6 +40,14 @@ if (args.has('--test')) {
     // Unit tests run the real xfs_io and dropbearkey, whatever lane ran first.
     ['/usr/sbin/xfs_io', 'xfsprogs'],
     ['/usr/bin/dropbearkey', 'dropbear-bin'],
+    // The lab-machine rig (harness/test/target/lab/rig.ts) builds a Debian system with
+    // mmdebstrap and runs it in QEMU, with a qcow2 overlay, a console and a monitor on UNIX
+    // sockets reached through socat, and real OpenSSH as the only way in.
+    ['/usr/bin/mmdebstrap', 'mmdebstrap'],
+    ['/usr/bin/socat', 'socat'],
+    ['/usr/bin/qemu-img', 'qemu-utils'],
+    ['/usr/bin/qemu-system-x86_64', 'qemu-system-x86'],
+    ['/usr/bin/ssh', 'openssh-client'],
   ].filter(([p]) => !existsSync(p));
   if (need.length > 0) {
     const pkgs = need.map(([, p]) => p);

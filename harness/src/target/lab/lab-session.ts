@@ -282,6 +282,9 @@ export class LabSession implements TargetSession {
     const slow = /^dev (\S+) loaded (\d)$/m.exec(await this.must(planSlowDevice(), 'making the slow device'));
     if (!slow?.[1]) throw new HarnessError('guest', `lab machine ${this.o.machine.name}: the slow device script named no device`);
     if (slow[2] === '1') this.unloadNullBlk = true;
+    // A set-up that failed half-way (mkfs of the second filesystem) left the first mounted under
+    // the harness's own mount points: those are let go before the namespaces are checked again.
+    await this.must({ argv: ['sh', '-c', 'for m in $(grep -o " $1/[^ ]*" /proc/mounts); do umount "$m" || exit 1; done', 'umount-own', `${LAB_ROOT}/mnt`], timeoutMs: 120_000 }, 'unmounting what an earlier set-up left');
     const decision = await this.decidePmem();
     checkPmemDecision(this.o.machine.name, decision);
     const mounted = await this.step(`set up ${this.o.filesystems.join(', ')}`, () => runFsSetup(this.conn(), planLabFsSetup(decision)));
