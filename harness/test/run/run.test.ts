@@ -1,3 +1,4 @@
+import { GUEST_PATHS } from '../../src/target/qemu/session.js';
 import t from 'tap';
 import { fileURLToPath } from 'node:url';
 import { resolveConfig } from '../../src/config.js';
@@ -59,7 +60,7 @@ t.test('formatDryRun for the default configuration', async (t) => {
     for (const d of SUITE) {
       const line = testLines.find((l) => l.endsWith(`# ${fs}/${d.name}, ${d.timeoutMs / 1000} s`));
       t.ok(line, `${fs}/${d.name} is listed with its bound`);
-      t.ok(line?.startsWith(shellQuote(d.argv({ mountpoint: `/mnt/${fs}`, fs }))), `${fs}/${d.name} shows the exact helper command`);
+      t.ok(line?.startsWith(shellQuote(d.argv({ mountpoint: `/mnt/${fs}`, fs, ...GUEST_PATHS }))), `${fs}/${d.name} shows the exact helper command`);
     }
   }
 });

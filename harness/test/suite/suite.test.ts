@@ -1,3 +1,4 @@
+import { GUEST_PATHS } from '../../src/target/qemu/session.js';
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { detectRefcountModel } from '../../src/kernel/model.js';
@@ -102,7 +103,7 @@ t.test('the suite', async (t) => {
   t.equal(SUITE[SUITE.length - 1]?.name, 'stress-concurrent', 'the stress lane runs last');
   for (const d of SUITE) {
     t.ok(d.description.length > 40, `${d.name} says what it checks`);
-    const argv = d.argv({ mountpoint: '/mnt/xfs', fs: 'xfs' });
+    const argv = d.argv({ mountpoint: '/mnt/xfs', fs: 'xfs', ...GUEST_PATHS });
     t.ok(argv.every((a) => typeof a === 'string' && a !== ''), `${d.name}: argv has no empty words`);
     t.ok(argv.some((a) => a.startsWith('/opt/dax/bin/dax-')), `${d.name}: runs a helper from /opt/dax/bin`);
     const file = argv[argv.indexOf('--file') + 1];
@@ -112,12 +113,12 @@ t.test('the suite', async (t) => {
     const helperTimeoutS = Number(argv[argv.indexOf('--timeout') + 1]);
     t.ok(helperTimeoutS * 1000 < d.timeoutMs, `${d.name}: helper timeout ${helperTimeoutS} s < ${d.timeoutMs} ms`);
   }
-  const fault2m = test('mmap-fault-2m').argv({ mountpoint: '/mnt/ext4', fs: 'ext4' });
+  const fault2m = test('mmap-fault-2m').argv({ mountpoint: '/mnt/ext4', fs: 'ext4', ...GUEST_PATHS });
   t.same(fault2m.slice(fault2m.indexOf('--size'), fault2m.indexOf('--size') + 4), ['--size', '4m', '--align', '2m']);
-  const fault4k = test('mmap-fault-4k').argv({ mountpoint: '/mnt/ext4', fs: 'ext4' });
+  const fault4k = test('mmap-fault-4k').argv({ mountpoint: '/mnt/ext4', fs: 'ext4', ...GUEST_PATHS });
   t.same(fault4k.slice(fault4k.indexOf('--size'), fault4k.indexOf('--size') + 4), ['--size', '64k', '--align', '4k']);
   t.ok(fault4k.includes('--write'));
-  const od = test('odirect-pin').argv({ mountpoint: '/mnt/ext4', fs: 'ext4' });
+  const od = test('odirect-pin').argv({ mountpoint: '/mnt/ext4', fs: 'ext4', ...GUEST_PATHS });
   t.equal(od[0], '/opt/dax/bin/dax-odirect-pin', 'the helper itself: the harness waits for the slow device first');
   t.equal(test('odirect-pin').needsSlowDev, true, 'and knows the test needs it');
   t.same(od.slice(od.indexOf('--dev'), od.indexOf('--dev') + 2), ['--dev', '/dev/nullb0']);

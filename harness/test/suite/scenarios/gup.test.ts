@@ -3,6 +3,7 @@
 // model: refcount 1 and mapcount 0 whether mapped or not, order-0 pages) and what a sound 6.15+
 // prints (folio model: idle 0, one reference and one mapcount per mapping, the PMD file in
 // order-9 folios). Each broken variant must fail exactly the check that names the breakage.
+import { GUEST_PATHS } from '../../../src/target/qemu/session.js';
 import t from 'tap';
 import { detectRefcountModel, expectedRefcount, type RefcountModel } from '../../../src/kernel/model.js';
 import { TESTS } from '../../../src/suite/scenarios/gup.js';
@@ -132,7 +133,7 @@ t.test('the test definition', async (t) => {
   t.same(TESTS.map((d) => d.name), ['gup-longterm-pmd']);
   const d = def();
   t.ok(d.description.length > 80, 'says what it checks and why');
-  t.same(d.argv({ mountpoint: '/mnt/xfs', fs: 'xfs' }), ['/opt/dax/bin/dax-gup-pin', '--file', '/mnt/xfs/gup-longterm-pmd', '--timeout', '30']);
+  t.same(d.argv({ mountpoint: '/mnt/xfs', fs: 'xfs', ...GUEST_PATHS }), ['/opt/dax/bin/dax-gup-pin', '--file', '/mnt/xfs/gup-longterm-pmd', '--timeout', '30']);
   t.ok(d.timeoutMs > 30_000, "the harness's bound leaves the helper's own 30 s timeout room to report");
   t.equal(d.trace, true, 'records fs_dax events: the judge needs them to tell PMD from PTE faults');
 });

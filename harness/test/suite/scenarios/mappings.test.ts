@@ -4,6 +4,7 @@
 // broken kernel. The legacy reports and fs_dax traces below were printed by the helpers in the
 // harness's guest (Debian 6.1.0-56, ext4 unless said; the pmd-split trace is cut to the lines
 // around the punched page: the real one has 512 PTE faults).
+import { GUEST_PATHS } from '../../../src/target/qemu/session.js';
 import t from 'tap';
 import { existsSync } from 'node:fs';
 import { parseDmesg, scanDmesg } from '../../../src/suite/dmesg.js';
@@ -204,7 +205,7 @@ t.test('the mapping tests', async (t) => {
   );
   for (const d of TESTS) {
     t.ok(SUITE.includes(d), `${d.name} is part of the suite`);
-    const argv = d.argv({ mountpoint: '/mnt/xfs', fs: 'xfs' });
+    const argv = d.argv({ mountpoint: '/mnt/xfs', fs: 'xfs', ...GUEST_PATHS });
     const helper = argv[0] ?? '';
     t.match(helper, /^\/opt\/dax\/bin\/dax-[a-z-]+$/, `${d.name}: runs a helper from /opt/dax/bin`);
     const source = new URL(`../../../../kernel-tests/helpers/${helper.split('/').pop() ?? ''}.c`, import.meta.url);
@@ -219,8 +220,8 @@ t.test('the mapping tests', async (t) => {
     ['mremap-mlock', 'pmd-split-punch', 'map-sync'],
     'the tests that judge fs_dax events record them',
   );
-  t.same(def('reflink-cow').argv({ mountpoint: '/mnt/xfs', fs: 'xfs' }).slice(3, 5), ['--clone', '/mnt/xfs/reflink-cow.clone']);
-  const sync = def('map-sync').argv({ mountpoint: '/mnt/ext4', fs: 'ext4' });
+  t.same(def('reflink-cow').argv({ mountpoint: '/mnt/xfs', fs: 'xfs', ...GUEST_PATHS }).slice(3, 5), ['--clone', '/mnt/xfs/reflink-cow.clone']);
+  const sync = def('map-sync').argv({ mountpoint: '/mnt/ext4', fs: 'ext4', ...GUEST_PATHS });
   t.match(sync[sync.indexOf('--nondax-file') + 1], /^\/tmp\//, 'the MAP_SYNC control file is on tmpfs');
 });
 

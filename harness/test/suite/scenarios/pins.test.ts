@@ -5,6 +5,7 @@
 // report that shows a broken kernel. The fs_dax traces of hole-zero-page were recorded in the
 // same guest for the same inodes (xfs cut after the 2 MiB write; the helper's read of the
 // rest of the 2 MiB range adds ~500 PTE faults on zero pages).
+import { GUEST_PATHS } from '../../../src/target/qemu/session.js';
 import t from 'tap';
 import { detectRefcountModel, type RefcountModel } from '../../../src/kernel/model.js';
 import { TESTS } from '../../../src/suite/scenarios/pins.js';
@@ -282,7 +283,7 @@ t.test('the group', async (t) => {
   for (const d of TESTS) {
     t.match(d.name, /^[a-z0-9]+(-[a-z0-9]+)*$/, `${d.name}: kebab-case`);
     t.ok(d.description.length > 80, `${d.name} says what it checks and why`);
-    const argv = d.argv({ mountpoint: '/mnt/xfs', fs: 'xfs' });
+    const argv = d.argv({ mountpoint: '/mnt/xfs', fs: 'xfs', ...GUEST_PATHS });
     t.ok(argv.every((a) => typeof a === 'string' && a !== ''), `${d.name}: no empty words`);
     const helper = argv.findIndex((a) => a.startsWith('/opt/dax/bin/dax-'));
     t.ok(helper >= 0, `${d.name}: runs a helper from /opt/dax/bin`);
@@ -295,7 +296,7 @@ t.test('the group', async (t) => {
     t.equal(d.trace === true, d.name === 'hole-zero-page', `${d.name}: records fs_dax events only where the judge reads them`);
   }
   const opts = (name: Name): string[] => {
-    const a = def(name).argv({ mountpoint: '/mnt/ext4', fs: 'ext4' });
+    const a = def(name).argv({ mountpoint: '/mnt/ext4', fs: 'ext4', ...GUEST_PATHS });
     return a.slice(a.findIndex((x) => x.startsWith('/opt/dax/bin/')));
   };
   t.same(opts('pin-truncate-odirect').slice(0, 7), ['/opt/dax/bin/dax-pin-truncate', '--file', '/mnt/ext4/pin-truncate-odirect', '--pin', 'odirect', '--op', 'truncate']);
@@ -490,7 +491,7 @@ t.test(`${NS}: the test`, async (t) => {
   t.ok(SUITE.some((d) => d.name === NS), 'in the suite');
   const d = nsDef();
   t.equal(d.restartAfter, true, 'the guest is replaced after it: its namespace and mount were cycled');
-  const argv = d.argv({ mountpoint: '/mnt/ext4', fs: 'ext4' });
+  const argv = d.argv({ mountpoint: '/mnt/ext4', fs: 'ext4', ...GUEST_PATHS });
   t.equal(d.needsSlowDev, true, 'the harness has the slow device ready first');
   t.same(argv, [
     '/opt/dax/bin/dax-ns-disable-pinned',
