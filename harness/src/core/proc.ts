@@ -63,3 +63,23 @@ export async function runChecked(plan: CommandPlan, what: string): Promise<Proce
   }
   return r;
 }
+
+/** Returns true if a process with this pid exists (signal 0 probes without sending). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Resolves when cond() holds (polled every 50 ms) or the time is up, whichever first. */
+export async function waitFor(cond: () => boolean, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() >= end) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return true;
+}

@@ -9,18 +9,9 @@ import type { BuildSpec } from '../config.js';
 import { HarnessError } from '../core/errors.js';
 import { findBuiltKernel, planKbuildPaths, readToolchain, runKbuild, type KbuildInput } from './kbuild.js';
 import type { KernelSource, KernelSpec } from './kernel.js';
+import { alive } from '../core/proc.js';
 import { patchsetHash, type Patch } from './series.js';
 import { applySeriesAt, checkoutCommit, isDebianTree, prepareTree, resolveBase, treeIdOf, type AppliedSeries, type TreeCheckout } from './tree.js';
-
-/** Returns true if a process with this pid exists (signal 0 probes without sending). */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Runs fn holding the checkout's lock: two runs on one tree would switch its commit under each

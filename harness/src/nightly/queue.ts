@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
-import { alive } from '../kernel/built-kernel.js';
+import { alive } from '../core/proc.js';
 import { HarnessError } from '../core/errors.js';
 import { headerOf, parseSeries, patchsetHash, type Patch } from '../kernel/series.js';
 

@@ -27,7 +27,7 @@ import { planQemu } from '../target/qemu/qemu-plan.js';
 import { shellQuote } from '../core/proc.js';
 import { ensureResultsRoot, RunStore } from './results.js';
 import type { GuestResult } from '../target/ssh-target.js';
-import { parseHelperReport, type Check, type HelperReport, type TestDef } from '../suite/suite.js';
+import { formatTestPlan, parseHelperReport, type Check, type HelperReport, type TestDef } from '../suite/suite.js';
 import { TapWriter, type YamlValue } from './tap.js';
 import { parseDaxTrace, planTraceStart, planTraceStop } from '../suite/trace.js';
 import { loadKnownFailures, matchKnownFailure, type FailureEvidence } from '../suite/known-failures.js';
@@ -173,7 +173,7 @@ export function formatDryRun(cfg: HarnessConfig): string {
     lines.push(shellQuote(p.mkfs(dev).argv), shellQuote(p.mount(dev).argv));
   }
   lines.push('', '# tests');
-  for (const fs of cfg.filesystems) for (const t of cfg.tests) lines.push(`${shellQuote(t.argv({ mountpoint: `/mnt/${fs}`, fs, ...GUEST_PATHS }))}   # ${fs}/${t.name}, ${t.timeoutMs / 1000} s`);
+  for (const fs of cfg.filesystems) for (const t of cfg.tests) lines.push(formatTestPlan(t, { mountpoint: `/mnt/${fs}`, fs, ...GUEST_PATHS }));
   return lines.join('\n');
 }
 

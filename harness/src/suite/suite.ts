@@ -1,6 +1,7 @@
 // The test definitions: which helper runs with which arguments, its time bound, and how its
 // observations are judged against the kernel's refcount model. Helpers only observe; the
 // judging is here, written once per model through model.ts.
+import { shellQuote } from '../core/proc.js';
 import { expectedRefcount, type RefcountModel } from '../kernel/model.js';
 import { cmp, eq, idleCheck, mappedChecks, obs, setup } from './checks.js';
 import { TESTS as PIN_TESTS } from './scenarios/pins.js';
@@ -88,6 +89,11 @@ export interface TestDef {
   restartAfter?: boolean;
 }
 
+
+/** Returns a test's plan as --dry-run prints it: the exact helper command, then its point and bound. */
+export function formatTestPlan(t: TestDef, ctx: TestContext): string {
+  return `${shellQuote(t.argv(ctx))}   # ${ctx.fs}/${t.name}, ${t.timeoutMs / 1000} s`;
+}
 
 /** Returns the helper's JSON report: the last line of stdout that parses as one. */
 export function parseHelperReport(stdout: string): HelperReport | null {

@@ -12,7 +12,7 @@ import { inspectPmem, parseIdentity, planIdentity, planLabSsh, planRestore, plan
 import { labMountpoint, planLabFsSetup } from './pmem.js';
 import { shellQuote } from '../../core/proc.js';
 import type { FsType } from '../guest-setup.js';
-import type { TestDef } from '../../suite/suite.js';
+import { formatTestPlan, type TestDef } from '../../suite/suite.js';
 
 type Out = (line: string) => void;
 
@@ -221,9 +221,9 @@ export async function formatLabDryRun(m: LabMachine, filesystems: FsType[], test
     }
     lines.push('', `# install into ${runDir}`, shellQuote(['tar', '-C', `${runDir}/bin`, '-xf', '-']), shellQuote(['insmod', `${runDir}/dax_probe.ko`]), shellQuote(planSlowDevice().argv.slice(0, 2)), '', '# tests');
     const paths = { bin: `${runDir}/bin`, slowDev: '<slow device>', tmp: `${runDir}/tmp` };
-    for (const fs of filesystems) for (const t of tests) lines.push(`${shellQuote(t.argv({ mountpoint: labMountpoint(fs), fs, ...paths }))}   # ${fs}/${t.name}, ${t.timeoutMs / 1000} s`);
+    for (const fs of filesystems) for (const t of tests) lines.push(formatTestPlan(t, { mountpoint: labMountpoint(fs), fs, ...paths }));
     lines.push('', '# restore');
-    for (const c of planRestore(runDir, filesystems.map((fs) => labMountpoint(fs)), true, keep)) lines.push(shellQuote(c.argv));
+    for (const c of planRestore(runDir, true, keep)) lines.push(shellQuote(c.argv));
     lines.push(shellQuote(planRelease(runId).argv.slice(0, 3)));
     return lines.join('\n');
   } finally {

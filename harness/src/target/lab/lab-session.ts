@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { execa } from 'execa';
 import { HarnessError } from '../../core/errors.js';
-import { runCommand } from '../../core/proc.js';
+import { alive, runCommand, waitFor } from '../../core/proc.js';
 import { ConsoleLog } from '../qemu/boot.js';
 import { detectGuestModel } from '../qemu/session.js';
 import { runFsSetup, type FsType } from '../guest-setup.js';
@@ -111,9 +111,19 @@ export function planSlowDevice(): GuestCommand {
   return { argv: ['sh', '-c', script], timeoutMs: 90_000 };
 }
 
+/**
+ * Returns the command that unmounts whatever is mounted under the harness's mount points (its
+ * own by definition). Before a set-up a mount that stays is an error; at restore the other
+ * steps (unloading, removing the files, releasing the lease) must still run, so it is not.
+ */
+export function planUnmountOwn(mustSucceed: boolean, root = LAB_ROOT): GuestCommand {
+  const onFail = mustSucceed ? 'exit 1' : 'true';
+  return { argv: ['sh', '-c', `for m in $(grep -o " $1/[^ ]*" /proc/mounts); do umount "$m" || ${onFail}; done`, 'umount-own', `${root}/mnt`], timeoutMs: 120_000 };
+}
+
 /** Returns the restore commands: unmount, unload, take the slow device down, remove the files. */
-export function planRestore(runDir: string, mounts: string[], unloadNullBlk: boolean, keep: boolean): GuestCommand[] {
-  const cmds: GuestCommand[] = mounts.map((m) => ({ argv: ['sh', '-c', 'grep -q " $1 " /proc/mounts && umount "$1"; true', 'umount', m], timeoutMs: 120_000 }));
+export function planRestore(runDir: string, unloadNullBlk: boolean, keep: boolean): GuestCommand[] {
+  const cmds: GuestCommand[] = [planUnmountOwn(false)];
   cmds.push({ argv: ['sh', '-c', 'grep -q "^dax_probe " /proc/modules && rmmod dax_probe; true'], timeoutMs: 30_000 });
   cmds.push({
     argv: ['sh', '-c', `d=/sys/kernel/config/nullb/${NULLB_ITEM}; [ -d "$d" ] && { echo 0 > "$d/power"; rmdir "$d"; }; [ "$1" = 1 ] && rmmod null_blk; true`, 'nullb', unloadNullBlk ? '1' : '0'],
@@ -221,7 +231,7 @@ export class LabSession implements TargetSession {
     const r = await this.must(planAcquire(this.holder), 'taking the lease');
     const state = parseLeaseState(r);
     if (state.kind === 'held') {
-      const d = decideTakeover(state, { host: hostname(), alive: (pid) => isAlive(pid) });
+      const d = decideTakeover(state, { host: hostname(), alive });
       if (!d.takeOver) {
         throw new HarnessError('config', `lab machine ${this.o.machine.name} is in use: ${d.why}`, {
           hint: `wait for that run, or if you know it is gone: dax-harness lab release ${this.o.machine.name}`,
@@ -284,7 +294,7 @@ export class LabSession implements TargetSession {
     if (slow[2] === '1') this.unloadNullBlk = true;
     // A set-up that failed half-way (mkfs of the second filesystem) left the first mounted under
     // the harness's own mount points: those are let go before the namespaces are checked again.
-    await this.must({ argv: ['sh', '-c', 'for m in $(grep -o " $1/[^ ]*" /proc/mounts); do umount "$m" || exit 1; done', 'umount-own', `${LAB_ROOT}/mnt`], timeoutMs: 120_000 }, 'unmounting what an earlier set-up left');
+    await this.must(planUnmountOwn(true), 'unmounting what an earlier set-up left');
     const decision = await this.decidePmem();
     checkPmemDecision(this.o.machine.name, decision);
     const mounted = await this.step(`set up ${this.o.filesystems.join(', ')}`, () => runFsSetup(this.conn(), planLabFsSetup(decision)));
@@ -376,7 +386,9 @@ export class LabSession implements TargetSession {
   private async rebootToDefault(): Promise<void> {
     const m = this.o.machine;
     this.inKernelUnderTest = false;
-    const before = this.ssh && !this.ssh.closed ? parseIdentity((await this.ssh.exec(planIdentity()).catch(() => ({ stdout: '' }))).stdout).bootId || this.defaultKernel?.bootId : this.defaultKernel?.bootId;
+    // The boot to leave: read while the machine answers, else the last one known.
+    const answer = this.ssh && !this.ssh.closed ? await this.ssh.exec(planIdentity()).catch(() => null) : null;
+    const before = (answer && parseIdentity(answer.stdout).bootId) || this.defaultKernel?.bootId;
     if (this.ssh && !this.ssh.closed) {
       // systemctl answers before the machine goes down; the connection drop is the sign it went.
       await this.ssh.exec({ argv: ['systemctl', 'reboot'], timeoutMs: 15_000 }).catch(() => undefined);
@@ -421,10 +433,9 @@ export class LabSession implements TargetSession {
         // The kernel under test is let go first: every run ends in the default kernel.
         if (this.inKernelUnderTest || (this.o.kernel && this.boots.length > 0)) await this.step('reboot to the default kernel', () => this.rebootToDefault()).catch(() => undefined);
         if (this.ssh && !this.ssh.closed) {
-          const mounts = this.o.filesystems.map((fs) => `${LAB_ROOT}/mnt/${fs}`);
           if (this.kernelDir && !this.o.keep) await this.must({ argv: ['rm', '-rf', '--one-file-system', this.kernelDir], timeoutMs: 60_000 }, 'removing the kernel under test');
           await this.step('restore', async () => {
-            for (const c of planRestore(this.runDir, mounts, this.unloadNullBlk, this.o.keep)) await this.must(c, `restoring (${c.argv.join(' ').slice(0, 60)})`);
+            for (const c of planRestore(this.runDir, this.unloadNullBlk, this.o.keep)) await this.must(c, `restoring (${c.argv.join(' ').slice(0, 60)})`);
           });
           const now = parseIdentity(await this.must(planIdentity(), 'reading the kernel at the end'));
           this.steps.push({ step: `verify default kernel ${now.release}`, ms: 0, ok: now.release === this.defaultKernel?.release });
@@ -442,22 +453,4 @@ export class LabSession implements TargetSession {
   record(): Record<string, unknown> {
     return { target: this.label, lab: { machine: this.o.machine.name, host: this.o.machine.host, runDir: this.runDir, defaultKernel: this.defaultKernel, steps: this.steps, kept: this.o.keep } };
   }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-async function waitFor(pred: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (pred()) return true;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  return pred();
 }

@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { HarnessError } from '../../core/errors.js';
 import { planQemu, type Accel, type QemuProfile } from './qemu-plan.js';
-import { shellQuote, type CommandPlan } from '../../core/proc.js';
+import { shellQuote, waitFor, type CommandPlan } from '../../core/proc.js';
 import { SshTarget } from '../ssh-target.js';
 import type { RunKeys } from '../keys.js';
 
@@ -274,12 +274,3 @@ async function bootOnce(opts: GuestOptions, sshPort: number): Promise<Guest> {
   }
 }
 
-/** Resolves when cond() holds (polled every 50 ms) or the time is up, whichever first. */
-async function waitFor(cond: () => boolean, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() >= end) return false;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return true;
-}
